@@ -1,0 +1,235 @@
+//! `stacdb check`: prove that a catalog file is whole and that its indexes agree with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::document::{self, Doc, JsonType};
+use crate::error::{Location, Result};
+use crate::store::Stats;
+
+/// Rows read and checked at a time.
+const CHUNK: usize = 10_000;
+/// Problems listed at most; the count goes on.
+const MAX_LISTED: usize = 100;
+/// The R-tree stores 32-bit floats, rounded outward; allow for that.
+const RTREE_SLACK: f64 = 1e-3;
+
+/// What `check` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    /// Items checked one by one.
+    pub items_checked: u64,
+    /// Collections checked.
+    pub collections_checked: u64,
+    /// Number of problems found.
+    pub problem_count: u64,
+    /// The first problems, described.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, message: String) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(message);
+        }
+    }
+}
+
+/// One stored item row, with its index entries.
+struct Row {
+    fid: i64,
+    collection: String,
+    id: String,
+    start: i64,
+    end: i64,
+    bbox: [Option<f64>; 4],
+    geometry: Option<Vec<u8>>,
+    content: String,
+    rtree: Option<[f64; 4]>,
+    fts: Option<[Option<String>; 4]>,
+}
+
+pub(crate) fn check(conn: &Connection) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    // One read transaction, so every part sees the same snapshot.
+    conn.execute_batch("BEGIN")?;
+    let result = check_snapshot(conn, &mut report);
+    conn.execute_batch("COMMIT")?;
+    result?;
+    Ok(report)
+}
+
+fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
+    let integrity: Vec<String> =
+        conn.prepare("PRAGMA integrity_check")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    if integrity != ["ok"] {
+        for line in integrity {
+            report.problem(format!("SQLite integrity check: {line}"));
+        }
+    }
+    let mut fk = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = fk.query([])?;
+    while let Some(row) = rows.next()? {
+        report.problem(format!("foreign key broken in table {} row {:?}", row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?));
+    }
+    let rtree: String = conn.query_row("SELECT rtreecheck('rtree_items_geometry')", [], |r| r.get(0))?;
+    if rtree != "ok" {
+        report.problem(format!("R-tree structure: {rtree}"));
+    }
+    let mut placeholders = conn.prepare("SELECT id FROM collections WHERE content IS NULL")?;
+    for id in placeholders.query_map([], |r| r.get::<_, String>(0))? {
+        report.problem(format!("collection '{}' has no document", id?));
+    }
+    for (table, sql) in [
+        ("R-tree", "SELECT id FROM rtree_items_geometry WHERE id NOT IN (SELECT fid FROM items)"),
+        ("FTS index", "SELECT rowid FROM items_fts WHERE rowid NOT IN (SELECT fid FROM items)"),
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        for fid in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+            report.problem(format!("{table} entry {} has no item", fid?));
+        }
+    }
+
+    let mut learned: BTreeMap<String, BTreeMap<String, BTreeSet<JsonType>>> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT i.fid, i.collection, i.id, i.datetime_start, i.datetime_end, i.minx, i.miny,
+                i.maxx, i.maxy, i.geometry, i.content, r.minx, r.miny, r.maxx, r.maxy,
+                f.rowid, f.id, f.title, f.description, f.keywords
+         FROM items i
+         LEFT JOIN rtree_items_geometry r ON r.id = i.fid
+         LEFT JOIN items_fts f ON f.rowid = i.fid
+         ORDER BY i.fid",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        let row = rows.next()?;
+        if let Some(r) = row {
+            let rtree = match (r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?) {
+                (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+                _ => None,
+            };
+            let fts = match r.get::<_, Option<i64>>(15)? {
+                Some(_) => Some([r.get(16)?, r.get(17)?, r.get(18)?, r.get(19)?]),
+                None => None,
+            };
+            chunk.push(Row {
+                fid: r.get(0)?,
+                collection: r.get(1)?,
+                id: r.get(2)?,
+                start: r.get(3)?,
+                end: r.get(4)?,
+                bbox: [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                geometry: r.get(9)?,
+                content: r.get(10)?,
+                rtree,
+                fts,
+            });
+        }
+        if chunk.len() == CHUNK || (row.is_none() && !chunk.is_empty()) {
+            let checked: Vec<(Vec<String>, Vec<(String, JsonType)>)> =
+                chunk.par_iter().map(check_row).collect();
+            for (row, (problems, properties)) in chunk.iter().zip(checked) {
+                report.items_checked += 1;
+                for p in problems {
+                    report.problem(p);
+                }
+                let by_name = learned.entry(row.collection.clone()).or_default();
+                for (name, t) in properties {
+                    by_name.entry(name).or_default().insert(t);
+                }
+            }
+            chunk.clear();
+        }
+        if row.is_none() {
+            break;
+        }
+    }
+
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM collections WHERE content IS NOT NULL ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        report.collections_checked += 1;
+        let stored = Stats::load(conn, &id)?;
+        let computed = Stats::compute(conn, &id)?;
+        if stored != computed {
+            report.problem(format!("collection '{id}': stored stats {stored:?} differ from its items' {computed:?}"));
+        }
+        let mut stmt = conn.prepare_cached("SELECT name, types FROM queryables WHERE collection = ?1")?;
+        let stored: BTreeMap<String, String> =
+            stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        for (name, types) in learned.remove(&id).unwrap_or_default() {
+            let recorded = stored.get(&name).map(|t| crate::QueryableStats::from_row(t, None, None, None).types);
+            match recorded {
+                None => report.problem(format!("collection '{id}': property '{name}' is missing from the queryables")),
+                Some(recorded) if !types.is_subset(&recorded) => report.problem(format!(
+                    "collection '{id}': queryable '{name}' records types {recorded:?} but items have {types:?}"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Re-derives an item's promoted columns and index entries from its document and compares.
+fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
+    let mut problems = Vec::new();
+    let name = format!("item '{}' in '{}' (fid {})", row.id, row.collection, row.fid);
+    let value = match serde_json::from_str(&row.content) {
+        Ok(v) => v,
+        Err(e) => return (vec![format!("{name}: stored document is not JSON: {e}")], Vec::new()),
+    };
+    let item = match document::normalize(value, Location::file("catalog")) {
+        Ok(Doc::Item(item)) => item,
+        Ok(_) => return (vec![format!("{name}: stored document is not an item")], Vec::new()),
+        Err(e) => return (vec![format!("{name}: stored document is invalid: {}", e.reason)], Vec::new()),
+    };
+    if item.id != row.id {
+        problems.push(format!("{name}: document id is '{}'", item.id));
+    }
+    if item.collection.as_ref().is_some_and(|c| *c != row.collection) {
+        problems.push(format!("{name}: document names collection {:?}", item.collection));
+    }
+    if (item.start, item.end) != (row.start, row.end) {
+        problems.push(format!("{name}: stored time {}..{} differs from the document's {}..{}", row.start, row.end, item.start, item.end));
+    }
+    if item.bbox.map(|b| b.map(Some)) != Some(row.bbox) && !(item.bbox.is_none() && row.bbox == [None; 4]) {
+        problems.push(format!("{name}: stored bbox {:?} differs from the document's {:?}", row.bbox, item.bbox));
+    }
+    if item.geometry != row.geometry {
+        problems.push(format!("{name}: stored geometry differs from the document's"));
+    }
+    match (item.index_box, row.rtree) {
+        (None, None) => {}
+        (Some(_), None) => problems.push(format!("{name}: missing from the R-tree")),
+        (None, Some(_)) => problems.push(format!("{name}: has null geometry but an R-tree entry")),
+        (Some(want), Some(have)) => {
+            let holds = have[0] <= want[0] && have[1] <= want[1] && have[2] >= want[2] && have[3] >= want[3];
+            let tight = (0..4).all(|i| (have[i] - want[i]).abs() <= RTREE_SLACK);
+            if !holds || !tight {
+                problems.push(format!("{name}: R-tree box {have:?} does not match {want:?}"));
+            }
+        }
+    }
+    let text = &item.text;
+    let want = [Some(row.id.clone()), text.title.clone(), text.description.clone(), text.keywords.clone()];
+    match &row.fts {
+        None => problems.push(format!("{name}: missing from the FTS index")),
+        Some(have) if *have != want => problems.push(format!("{name}: FTS entry {have:?} differs from {want:?}")),
+        Some(_) => {}
+    }
+    let properties = item.properties.into_iter().map(|p| (p.name, p.json_type)).collect();
+    (problems, properties)
+}

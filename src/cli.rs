@@ -1,0 +1,437 @@
+//! The command line: clap definitions and `run()`. `main.rs` only calls [`main`].
+//!
+//! Exit codes: 0 success; 1 failure (for a write, nothing was changed); 2 usage error;
+//! 3 `ingest --skip-invalid` finished but skipped invalid documents; a broken pipe
+//! (`stacdb get … | head`) ends quietly with 0.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{Access, Catalog, DocError, IngestOptions, IngestReport, Input, Mode, Observer};
+
+/// Exit code when `ingest --skip-invalid` skipped invalid documents.
+pub const EXIT_SKIPPED: u8 = 3;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure; a write that fails changes nothing
+  2  usage error
+  3  ingest --skip-invalid finished, but skipped invalid documents";
+
+/// An embedded STAC catalog database in one SQLite file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stacdb",
+    version,
+    about = "An embedded STAC catalog database in one SQLite file",
+    long_about = "An embedded STAC catalog database in one SQLite file.\n\n\
+        A catalog file holds STAC collections and items with a spatial index (R-tree), a \
+        full-text index (FTS5), learned queryables and a change log. Many processes may read \
+        and write it at once; every write is a transaction.\n\n\
+        Quick start:\n  stacdb ingest demo.stacdb fixtures/\n  stacdb info demo.stacdb\n  \
+        stacdb get demo.stacdb COLLECTION ITEM",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a catalog file, or set its root metadata.
+    Init(InitArgs),
+    /// Load items and collections from files, directories or standard input.
+    Ingest(IngestArgs),
+    /// Print an item, or a collection with its current extent.
+    Get(GetArgs),
+    /// Delete items, or a whole collection with --all.
+    Delete(DeleteArgs),
+    /// Show item counts, extents, file size and schema version.
+    Info(InfoArgs),
+    /// Verify the file and that its indexes and stats agree with its items.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// Seconds to wait while another process is writing to the catalog.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  stacdb init archive.stacdb --id archive --title \"Our archive\"")]
+struct InitArgs {
+    /// The catalog file; created when missing.
+    catalog: PathBuf,
+    /// The root catalog's id (default: the file name without extension).
+    #[arg(long)]
+    id: Option<String>,
+    /// The root catalog's title.
+    #[arg(long)]
+    title: Option<String>,
+    /// The root catalog's description.
+    #[arg(long)]
+    description: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// A document whose id is already stored is an error.
+    Insert,
+    /// Replace the stored document.
+    Upsert,
+    /// Keep the stored document and skip the new one.
+    Ignore,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Load items and collections from files, directories or standard input.\n\n\
+        The catalog file is created when missing. Each INPUT is a file, a directory (read \
+        recursively for .json, .geojson, .ndjson and .jsonl files, each possibly gzipped) or \
+        `-` for standard input. The format is recognised by content: a single Item, Collection \
+        or Catalog, a FeatureCollection/ItemCollection, a JSON array of documents, or NDJSON \
+        (one document per line, items and collections mixed). Gzip is recognised by its magic \
+        bytes.\n\n\
+        A run is one transaction. By default it is strict: the first invalid document (bad \
+        JSON, not STAC, missing id, bad datetime, bad geometry, or a duplicate in insert mode) \
+        is reported with its file, line and reason, and the catalog is left exactly as it was. \
+        With --skip-invalid, invalid documents are reported and the rest are stored.\n\n\
+        Collections may come before or after their items. An item whose collection is neither \
+        in the catalog nor in the input is an error, unless --create-collections builds the \
+        collection from its items.",
+    after_help = "Examples:\n  \
+        stacdb ingest archive.stacdb collection.json items.ndjson.gz\n  \
+        stacdb ingest archive.stacdb ./stac/ --mode upsert\n  \
+        zcat items.ndjson.gz | stacdb ingest archive.stacdb - --create-collections\n\n\
+        Exit codes:\n  0  every document was stored (or kept, with --mode ignore)\n  \
+        1  the run failed and changed nothing\n  2  usage error\n  \
+        3  --skip-invalid: the run was stored, but invalid documents were skipped"
+)]
+struct IngestArgs {
+    /// The catalog file; created when missing.
+    catalog: PathBuf,
+    /// Files, directories, or `-` for standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// What to do when a document's id is already stored.
+    #[arg(long, value_enum, default_value = "insert")]
+    mode: ModeArg,
+    /// Report invalid documents and store the rest (exit code 3 when any were skipped).
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Build missing collections from their items' extents instead of failing.
+    #[arg(long)]
+    create_collections: bool,
+    /// Put items that have no `collection` field into this collection.
+    #[arg(long, value_name = "ID")]
+    collection: Option<String>,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  stacdb get archive.stacdb naip\n  stacdb get archive.stacdb naip ne_m_4110264_sw_13_060_20220827")]
+struct GetArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// The collection id.
+    collection: String,
+    /// The item id; without it, the collection is printed.
+    item: Option<String>,
+    /// Print the collection exactly as ingested, without its current extent.
+    #[arg(long)]
+    as_ingested: bool,
+    /// Print on one line.
+    #[arg(long)]
+    compact: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  stacdb delete archive.stacdb naip item-1 item-2\n  stacdb delete archive.stacdb naip --all")]
+struct DeleteArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// The collection id.
+    collection: String,
+    /// Item ids to delete.
+    #[arg(required_unless_present = "all", conflicts_with = "all", value_name = "ITEM")]
+    items: Vec<String>,
+    /// Delete the collection itself with all its items.
+    #[arg(long)]
+    all: bool,
+    /// Do not fail when an item is not there.
+    #[arg(long)]
+    missing_ok: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Verify the file and that its indexes and stats agree with its items.\n\n\
+    Runs SQLite's integrity and foreign-key checks and the R-tree check, then re-derives every \
+    item's promoted columns, geometry, R-tree box and full-text entry from its stored document \
+    and compares, and recomputes every collection's count and extent. Exits 1 on any mismatch.")]
+struct CheckArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses the process's arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    init_logging();
+    run(std::env::args_os())
+}
+
+/// Runs `stacdb` with the given arguments (the first is the program name).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match execute(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stacdb: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STACDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+    })
+}
+
+fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match cli.command {
+        Command::Init(args) => {
+            let existed = args.catalog.exists();
+            let mut catalog = open(&args.catalog, Access::Create, &args.lock)?;
+            let meta = catalog.set_metadata(
+                args.id.as_deref(),
+                args.title.as_deref(),
+                args.description.as_deref(),
+            )?;
+            let verb = if existed { "updated" } else { "created" };
+            writeln!(out, "{verb} {} (catalog id '{}')", args.catalog.display(), meta.id)?;
+        }
+        Command::Ingest(args) => return ingest(args, &mut out),
+        Command::Get(args) => {
+            let catalog = Catalog::open(&args.catalog)?;
+            let value = match (&args.item, args.as_ingested) {
+                (Some(item), _) => catalog.item(&args.collection, item)?,
+                (None, false) => catalog.collection(&args.collection)?,
+                (None, true) => catalog.collection_document(&args.collection)?,
+            };
+            if args.compact {
+                serde_json::to_writer(&mut out, &value)?;
+            } else {
+                serde_json::to_writer_pretty(&mut out, &value)?;
+            }
+            writeln!(out)?;
+        }
+        Command::Delete(args) => {
+            let mut catalog = open(&args.catalog, Access::ReadWrite, &args.lock)?;
+            if args.all {
+                let n = catalog.delete_collection(&args.collection)?;
+                writeln!(out, "deleted collection '{}' and its {n} item(s)", args.collection)?;
+            } else {
+                let n = catalog.delete_items(&args.collection, &args.items, args.missing_ok)?;
+                writeln!(out, "deleted {n} item(s) from '{}'", args.collection)?;
+            }
+        }
+        Command::Info(args) => {
+            let info = Catalog::open(&args.catalog)?.info()?;
+            if args.json {
+                serde_json::to_writer_pretty(&mut out, &info)?;
+                writeln!(out)?;
+            } else {
+                print_info(&mut out, &info)?;
+            }
+        }
+        Command::Check(args) => {
+            let report = Catalog::open(&args.catalog)?.check()?;
+            if args.json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else if report.is_ok() {
+                writeln!(
+                    out,
+                    "ok: {} items and {} collections agree with their indexes",
+                    report.items_checked, report.collections_checked
+                )?;
+            } else {
+                for problem in &report.problems {
+                    writeln!(out, "problem: {problem}")?;
+                }
+                writeln!(out, "{} problem(s) found", report.problem_count)?;
+            }
+            if !report.is_ok() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open(path: &std::path::Path, access: Access, lock: &LockArgs) -> crate::Result<Catalog> {
+    Catalog::open_with(path, access, Duration::from_secs(lock.lock_timeout))
+}
+
+fn ingest(args: IngestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let mut catalog = open(&args.catalog, Access::Create, &args.lock)?;
+    let options = IngestOptions {
+        mode: match args.mode {
+            ModeArg::Insert => Mode::Insert,
+            ModeArg::Upsert => Mode::Upsert,
+            ModeArg::Ignore => Mode::Ignore,
+        },
+        skip_invalid: args.skip_invalid,
+        create_collections: args.create_collections,
+        collection: args.collection,
+    };
+    let inputs: Vec<Input> = args.inputs.iter().map(|a| Input::from_arg(a)).collect();
+    let progress = Progress::new();
+    let result = catalog.ingest(&inputs, &options, &progress);
+    progress.bar.finish_and_clear();
+    let report = result?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", summary(&report))?;
+    }
+    Ok(if report.failed > 0 { ExitCode::from(EXIT_SKIPPED) } else { ExitCode::SUCCESS })
+}
+
+/// The one-line summary of an ingest run.
+pub fn summary(report: &IngestReport) -> String {
+    let i = &report.items;
+    let c = &report.collections;
+    let seconds = report.elapsed.as_secs_f64();
+    let mut line = format!(
+        "items: {} inserted, {} updated, {} skipped, {} failed; collections: {} inserted, {} updated, {} skipped",
+        i.inserted, i.updated, i.skipped, report.failed, c.inserted, c.updated, c.skipped
+    );
+    if report.collections_created > 0 {
+        line += &format!(", {} created from items", report.collections_created);
+    }
+    line += &format!(
+        "; {seconds:.2} s, {:.0} items/s, {:.1} MB/s",
+        report.items_per_second(),
+        report.bytes as f64 / 1e6 / seconds.max(1e-9)
+    );
+    line
+}
+
+/// A progress bar on standard error when it is a terminal; silence otherwise.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = if io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        Progress { bar }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&self, total_bytes: Option<u64>) {
+        let style = match total_bytes {
+            Some(total) => {
+                self.bar.set_length(total);
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} (eta {eta})",
+                )
+            }
+            None => ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} read, {msg}"),
+        };
+        self.bar.set_style(style.expect("valid template"));
+        self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn progress(&self, documents: u64, bytes: u64) {
+        self.bar.set_position(bytes);
+        self.bar.set_message(format!("{documents} documents"));
+    }
+
+    fn rejected(&self, error: &DocError) {
+        self.bar.suspend(|| eprintln!("stacdb: skipped: {error}"));
+    }
+
+    fn note(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("stacdb: note: {message}"));
+    }
+}
+
+fn print_info(out: &mut impl Write, info: &crate::Info) -> io::Result<()> {
+    let c = &info.catalog;
+    writeln!(out, "catalog:  {}{}", c.id, c.title.as_ref().map(|t| format!(" — {t}")).unwrap_or_default())?;
+    writeln!(out, "file:     {} ({:.1} MB, schema version {})", info.path, info.file_size as f64 / 1e6, info.schema_version)?;
+    writeln!(out, "items:    {} in {} collection(s)", info.item_count, info.collections.len())?;
+    writeln!(out, "changes:  {}", info.last_change)?;
+    if info.collections.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let width = info.collections.iter().map(|c| c.id.len()).max().unwrap_or(0).max(10);
+    writeln!(out, "{:<width$}  {:>9}  {:<44}  time", "collection", "items", "bbox")?;
+    for col in &info.collections {
+        let bbox = col.bbox.map_or("-".to_string(), |b| {
+            format!("[{:.4}, {:.4}, {:.4}, {:.4}]", b[0], b[1], b[2], b[3])
+        });
+        let time = match (&col.start, &col.end) {
+            (Some(s), Some(e)) => format!("{s} .. {e}"),
+            _ => "-".into(),
+        };
+        writeln!(out, "{:<width$}  {:>9}  {:<44}  {time}", col.id, col.item_count, bbox)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Opening the catalog file: pragmas, schema migrations and write transactions.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// The schema steps, applied in order. A file's `PRAGMA user_version` is the number of steps
+/// applied to it.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial", include_str!("../../schema/001_initial.sql")),
+    ("002_geopackage", include_str!("../../schema/002_geopackage.sql")),
+];
+
+/// The schema version this build writes: the number of steps in `schema/`.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How to open a catalog file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; create the file when it is missing.
+    Create,
+    /// Read only (`mode=ro`); nothing is ever written, not even a schema upgrade.
+    ReadOnly,
+}
+
+/// Opens a catalog file, sets its pragmas and brings its schema up to date.
+pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Connection> {
+    if access != Access::Create && !path.exists() {
+        return Err(Error::NoSuchCatalog { path: path.to_path_buf() });
+    }
+    let flags = match access {
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| not_a_catalog(path, e))?;
+    configure(&conn, access, lock_timeout).map_err(|e| not_a_catalog(path, e))?;
+    migrate(&conn, path, access, lock_timeout)?;
+    Ok(conn)
+}
+
+/// Every pragma stacdb sets, in one place.
+fn configure(conn: &Connection, access: Access, lock_timeout: Duration) -> rusqlite::Result<()> {
+    // Wait this long for another connection's lock before SQLITE_BUSY. Set first, because
+    // switching to WAL below may itself have to wait for another process.
+    conn.busy_timeout(lock_timeout)?;
+    if access != Access::ReadOnly {
+        // WAL: readers never block the writer and the writer never blocks readers, and a crash
+        // at any moment leaves the last committed transaction intact. The mode is stored in the
+        // file, so read-only openers see it too.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::InvalidQuery);
+        }
+        // FULL: in WAL mode every commit syncs the WAL before it returns, so a committed ingest
+        // survives a power failure. NORMAL could lose the last commits; an ingest run is one
+        // transaction, so the extra sync costs one fsync per run, not per item.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Truncate the WAL back to this size after a checkpoint so a big ingest does not leave
+        // a file of its own size behind.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    }
+    // Enforce items -> collections and queryables -> collections.
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 64 MiB of page cache (negative = KiB): ingest touches several indexes per item.
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
+    // Memory-map up to 256 MiB of the file for faster reads; it is address space, not RSS.
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+    // Sorts and temporary indexes may use memory: they are small next to the cache.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Applies the missing schema steps in one immediate transaction.
+fn migrate(conn: &Connection, path: &Path, access: Access, lock_timeout: Duration) -> Result<()> {
+    let version = user_version(conn).map_err(|e| not_a_catalog(path, e))?;
+    check_version(conn, path, version)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if access == Access::ReadOnly {
+        return Err(Error::NotACatalog {
+            path: path.to_path_buf(),
+            reason: format!(
+                "schema version {version} is older than this build's {SCHEMA_VERSION}; open it once for writing (for example `stacdb check`) to upgrade it"
+            ),
+        });
+    }
+    let tx = begin_write(conn, path, lock_timeout)?;
+    // Another process may have upgraded the file while we waited for the lock.
+    let version = user_version(&tx)?;
+    check_version(&tx, path, version)?;
+    for (_, sql) in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    if version == 0 {
+        let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stacdb");
+        tx.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [id])?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+fn check_version(conn: &Connection, path: &Path, version: i64) -> Result<()> {
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if tables > 0 {
+            return Err(Error::NotACatalog {
+                path: path.to_path_buf(),
+                reason: "it is a SQLite database with other tables in it".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Starts an immediate (write-locking) transaction. SQLite's busy handler waits up to the
+/// lock timeout; on top of that, SQLITE_BUSY that bypasses the handler is retried with
+/// backoff until the same deadline, so "database is locked" never reaches the user.
+pub fn begin_write<'c>(
+    conn: &'c Connection,
+    path: &Path,
+    lock_timeout: Duration,
+) -> Result<Transaction<'c>> {
+    let deadline = Instant::now() + lock_timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Ok(tx) => return Ok(tx),
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) if is_busy(&e) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    seconds: lock_timeout.as_secs(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// True for SQLITE_BUSY and SQLITE_LOCKED in any of their extended forms.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Maps the errors SQLite gives for a file that is not a database to a clear message.
+fn not_a_catalog(path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotACatalog {
+            path: path.to_path_buf(),
+            reason: "the file is not a SQLite database".into(),
+        },
+        Some(rusqlite::ErrorCode::CannotOpen) => Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("cannot open the file (check the path and permissions)"),
+        },
+        _ => Error::Sqlite(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_version_counts_the_files() {
+        assert_eq!(SCHEMA_VERSION, 2);
+    }
+}

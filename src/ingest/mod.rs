@@ -1,0 +1,305 @@
+//! Ingest: read inputs, parse and normalise in parallel, write in one transaction.
+//!
+//! Three stages run at once, joined by bounded channels so memory stays bounded:
+//! a reader thread turns inputs into units of JSON text ([`source`]), a parser thread
+//! normalises each batch of units on all cores with rayon ([`crate::document`]), and the
+//! calling thread applies the documents in input order through one [`Writer`].
+//!
+//! A run is one `BEGIN IMMEDIATE` transaction. In strict mode the first rejected document
+//! rolls the whole run back, so the catalog is exactly as it was; with `skip_invalid` the
+//! rejected documents are reported and the rest committed.
+
+pub mod source;
+
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::db;
+use crate::document::{self, Doc};
+use crate::error::{DocError, DocErrorKind, Error, Result};
+use crate::store::{Mode, Outcome, Writer};
+pub use source::Input;
+
+/// Units per batch handed from the reader to the parser.
+const BATCH_UNITS: usize = 2048;
+/// Bytes of JSON text per batch, at most (about).
+const BATCH_BYTES: usize = 16 << 20;
+/// Rejections kept in the report; all are passed to the observer.
+const MAX_KEPT_ERRORS: usize = 1000;
+
+/// How to ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// What to do with documents already stored.
+    pub mode: Mode,
+    /// Report invalid documents and go on, instead of rolling the run back.
+    pub skip_invalid: bool,
+    /// Build a collection from its items' stats when an item's collection never arrives.
+    pub create_collections: bool,
+    /// The collection for items that have no `collection` field.
+    pub collection: Option<String>,
+}
+
+/// Counts of what a run did to one kind of document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// New documents written.
+    pub inserted: u64,
+    /// Stored documents replaced (`--mode upsert`).
+    pub updated: u64,
+    /// Stored documents kept (`--mode ignore`).
+    pub skipped: u64,
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Items written, replaced and kept.
+    pub items: Counts,
+    /// Collections written, replaced and kept.
+    pub collections: Counts,
+    /// Collections built from their items by `--create-collections`.
+    pub collections_created: u64,
+    /// Invalid documents rejected (only non-zero with `skip_invalid`).
+    pub failed: u64,
+    /// Catalog documents met while walking directories, and passed over.
+    pub catalogs_passed_over: u64,
+    /// Files read.
+    pub files: u64,
+    /// Bytes read from the inputs (compressed size for gzip).
+    pub bytes: u64,
+    /// Wall-clock time of the run.
+    #[serde(serialize_with = "seconds")]
+    pub elapsed: Duration,
+    /// The first rejections (up to 1,000), in input order.
+    #[serde(serialize_with = "messages")]
+    pub errors: Vec<DocError>,
+}
+
+impl IngestReport {
+    /// Items per second over the whole run.
+    pub fn items_per_second(&self) -> f64 {
+        let items = self.items.inserted + self.items.updated + self.items.skipped;
+        items as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn messages<S: serde::Serializer>(e: &[DocError], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(e.iter().map(ToString::to_string))
+}
+
+/// Hears about an ingest run as it goes. Every method has an empty default.
+pub trait Observer: Sync {
+    /// The run starts; `total_bytes` is the inputs' size when every input is a file.
+    fn started(&self, _total_bytes: Option<u64>) {}
+    /// Progress after each batch.
+    fn progress(&self, _documents: u64, _bytes: u64) {}
+    /// A document was rejected and the run goes on (`skip_invalid`).
+    fn rejected(&self, _error: &DocError) {}
+    /// Something worth telling that is not an error.
+    fn note(&self, _message: &str) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// A parsed document and whether its source came from a directory walk.
+struct Parsed {
+    walked: bool,
+    doc: std::result::Result<Doc, DocError>,
+}
+
+pub(crate) fn run(
+    conn: &Connection,
+    path: &Path,
+    inputs: &[Input],
+    options: &IngestOptions,
+    lock_timeout: Duration,
+    observer: &dyn Observer,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let sources = source::expand(inputs)?;
+    observer.started(sources.iter().map(|s| s.size).sum());
+    let counter = source::ByteCounter::default();
+    let tx = db::begin_write(conn, path, lock_timeout)?;
+    let mut run = Run::new(&tx, options, observer)?;
+    std::thread::scope(|scope| -> Result<()> {
+        let (units_tx, units_rx) = sync_channel(2);
+        let (docs_tx, docs_rx) = sync_channel::<Vec<Parsed>>(2);
+        let (sources, counter) = (&sources, &counter);
+        scope.spawn(move || {
+            source::read_all(sources, BATCH_UNITS, BATCH_BYTES, counter, &mut |batch| {
+                units_tx.send(batch).is_ok()
+            });
+        });
+        scope.spawn(move || {
+            for batch in units_rx {
+                let parsed: Vec<Vec<Parsed>> = batch.into_par_iter().map(parse_unit).collect();
+                if docs_tx.send(parsed.into_iter().flatten().collect()).is_err() {
+                    break;
+                }
+            }
+        });
+        // Returning early drops docs_rx, which stops the parser and then the reader.
+        for batch in docs_rx {
+            for parsed in batch {
+                run.apply(parsed)?;
+            }
+            observer.progress(run.documents, counter.get());
+        }
+        Ok(())
+    })?;
+    let mut report = run.finish()?;
+    tx.commit()?;
+    report.files = sources.len() as u64;
+    report.bytes = counter.get();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
+    let walked = unit.walked;
+    let wrap = |doc| Parsed { walked, doc };
+    let text = match unit.text {
+        Ok(text) => text,
+        Err(reason) => {
+            let error = DocError { location: unit.location, id: None, reason: DocErrorKind::Unreadable(reason) };
+            return vec![wrap(Err(error))];
+        }
+    };
+    match serde_json::from_slice(&text) {
+        Ok(value) => document::documents(value, &unit.location).into_iter().map(wrap).collect(),
+        Err(e) => {
+            let mut location = unit.location;
+            let message = e.to_string();
+            let message = match message.rfind(" at line ") {
+                Some(i) => &message[..i],
+                None => &message,
+            };
+            let reason = if location.line.is_some() {
+                format!("{message} (column {})", e.column())
+            } else {
+                location.line = Some(unit.line_offset + e.line() as u64);
+                format!("{message} (column {})", e.column())
+            };
+            vec![wrap(Err(DocError { location, id: None, reason: DocErrorKind::InvalidJson(reason) }))]
+        }
+    }
+}
+
+/// The writer-side state of one run.
+struct Run<'a> {
+    writer: Writer<'a>,
+    options: &'a IngestOptions,
+    observer: &'a dyn Observer,
+    report: IngestReport,
+    documents: u64,
+}
+
+impl<'a> Run<'a> {
+    fn new(conn: &'a Connection, options: &'a IngestOptions, observer: &'a dyn Observer) -> Result<Self> {
+        Ok(Run { writer: Writer::new(conn)?, options, observer, report: IngestReport::default(), documents: 0 })
+    }
+
+    fn apply(&mut self, parsed: Parsed) -> Result<()> {
+        self.documents += 1;
+        match parsed.doc {
+            Err(e) => self.reject(e),
+            Ok(Doc::Item(item)) => {
+                let Some(collection) = item.collection.as_ref().or(self.options.collection.as_ref())
+                else {
+                    let id = Some(item.id.clone());
+                    return self.reject(DocError { location: item.location, id, reason: DocErrorKind::NoCollection });
+                };
+                self.writer.ensure_collection(collection, &item)?;
+                match self.writer.put_item(&item, collection, self.options.mode)? {
+                    Ok(outcome) => count(&mut self.report.items, outcome),
+                    Err(reason) => {
+                        let id = Some(item.id.clone());
+                        return self.reject(DocError { location: item.location, id, reason });
+                    }
+                }
+                Ok(())
+            }
+            Ok(Doc::Collection(collection)) => {
+                match self.writer.put_collection(&collection, self.options.mode)? {
+                    Ok(outcome) => count(&mut self.report.collections, outcome),
+                    Err(reason) => {
+                        let id = Some(collection.id.clone());
+                        return self.reject(DocError { location: collection.location, id, reason });
+                    }
+                }
+                Ok(())
+            }
+            Ok(Doc::Catalog(catalog)) if parsed.walked => {
+                self.report.catalogs_passed_over += 1;
+                self.observer.note(&format!(
+                    "{}: passed over catalog '{}' (a directory walk ingests the item and collection files beside it)",
+                    catalog.location, catalog.id
+                ));
+                Ok(())
+            }
+            Ok(Doc::Catalog(catalog)) => self.reject(DocError {
+                location: catalog.location,
+                id: Some(catalog.id),
+                reason: DocErrorKind::CatalogNotSupported,
+            }),
+        }
+    }
+
+    fn reject(&mut self, error: DocError) -> Result<()> {
+        if !self.options.skip_invalid {
+            return Err(Error::Document(error));
+        }
+        self.report.failed += 1;
+        self.observer.rejected(&error);
+        if self.report.errors.len() < MAX_KEPT_ERRORS {
+            self.report.errors.push(error);
+        }
+        Ok(())
+    }
+
+    /// Resolves collections that items named but never delivered, then stores the stats.
+    fn finish(mut self) -> Result<IngestReport> {
+        for pending in self.writer.pending() {
+            if self.options.create_collections {
+                self.writer.create_collection_from_items(&pending.collection)?;
+                self.report.collections_created += 1;
+                continue;
+            }
+            let items = self.writer.discard_pending(&pending.collection)?;
+            let error = DocError {
+                location: pending.location,
+                id: Some(pending.item_id),
+                reason: DocErrorKind::UnknownCollection { collection: pending.collection, items },
+            };
+            if !self.options.skip_invalid {
+                return Err(Error::Document(error));
+            }
+            self.report.items.inserted -= items;
+            self.report.failed += items - 1;
+            self.reject(error)?;
+        }
+        self.writer.finish()?;
+        Ok(self.report)
+    }
+}
+
+fn count(counts: &mut Counts, outcome: Outcome) {
+    match outcome {
+        Outcome::Inserted => counts.inserted += 1,
+        Outcome::Updated => counts.updated += 1,
+        Outcome::Skipped => counts.skipped += 1,
+    }
+}
