@@ -69,8 +69,10 @@ pub(crate) fn check(conn: &Connection) -> Result<CheckReport> {
 }
 
 fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
-    let integrity: Vec<String> =
-        conn.prepare("PRAGMA integrity_check")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let integrity: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     if integrity != ["ok"] {
         for line in integrity {
             report.problem(format!("SQLite integrity check: {line}"));
@@ -79,9 +81,14 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
     let mut fk = conn.prepare("PRAGMA foreign_key_check")?;
     let mut rows = fk.query([])?;
     while let Some(row) = rows.next()? {
-        report.problem(format!("foreign key broken in table {} row {:?}", row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?));
+        report.problem(format!(
+            "foreign key broken in table {} row {:?}",
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<i64>>(1)?
+        ));
     }
-    let rtree: String = conn.query_row("SELECT rtreecheck('rtree_items_geometry')", [], |r| r.get(0))?;
+    let rtree: String =
+        conn.query_row("SELECT rtreecheck('rtree_items_geometry')", [], |r| r.get(0))?;
     if rtree != "ok" {
         report.problem(format!("R-tree structure: {rtree}"));
     }
@@ -136,8 +143,7 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
             });
         }
         if chunk.len() == CHUNK || (row.is_none() && !chunk.is_empty()) {
-            let checked: Vec<(Vec<String>, Vec<(String, JsonType)>)> =
-                chunk.par_iter().map(check_row).collect();
+            let checked: Vec<RowFindings> = chunk.par_iter().map(check_row).collect();
             for (row, (problems, properties)) in chunk.iter().zip(checked) {
                 report.items_checked += 1;
                 for p in problems {
@@ -164,13 +170,19 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
         let stored = Stats::load(conn, &id)?;
         let computed = Stats::compute(conn, &id)?;
         if stored != computed {
-            report.problem(format!("collection '{id}': stored stats {stored:?} differ from its items' {computed:?}"));
+            report.problem(format!(
+                "collection '{id}': stored stats {stored:?} differ from its items' {computed:?}"
+            ));
         }
-        let mut stmt = conn.prepare_cached("SELECT name, types FROM queryables WHERE collection = ?1")?;
-        let stored: BTreeMap<String, String> =
-            stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT name, types FROM queryables WHERE collection = ?1")?;
+        let stored: BTreeMap<String, String> = stmt
+            .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         for (name, types) in learned.remove(&id).unwrap_or_default() {
-            let recorded = stored.get(&name).map(|t| crate::QueryableStats::from_row(t, None, None, None).types);
+            let recorded = stored
+                .get(&name)
+                .map(|t| crate::QueryableStats::from_row(t, None, None, None).types);
             match recorded {
                 None => report.problem(format!("collection '{id}': property '{name}' is missing from the queryables")),
                 Some(recorded) if !types.is_subset(&recorded) => report.problem(format!(
@@ -183,8 +195,11 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
+/// The problems found in one row, and the item's property names and types.
+type RowFindings = (Vec<String>, Vec<(String, JsonType)>);
+
 /// Re-derives an item's promoted columns and index entries from its document and compares.
-fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
+fn check_row(row: &Row) -> RowFindings {
     let mut problems = Vec::new();
     let name = format!("item '{}' in '{}' (fid {})", row.id, row.collection, row.fid);
     let value = match serde_json::from_str(&row.content) {
@@ -194,7 +209,9 @@ fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
     let item = match document::normalize(value, Location::file("catalog")) {
         Ok(Doc::Item(item)) => item,
         Ok(_) => return (vec![format!("{name}: stored document is not an item")], Vec::new()),
-        Err(e) => return (vec![format!("{name}: stored document is invalid: {}", e.reason)], Vec::new()),
+        Err(e) => {
+            return (vec![format!("{name}: stored document is invalid: {}", e.reason)], Vec::new());
+        }
     };
     if item.id != row.id {
         problems.push(format!("{name}: document id is '{}'", item.id));
@@ -203,10 +220,18 @@ fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
         problems.push(format!("{name}: document names collection {:?}", item.collection));
     }
     if (item.start, item.end) != (row.start, row.end) {
-        problems.push(format!("{name}: stored time {}..{} differs from the document's {}..{}", row.start, row.end, item.start, item.end));
+        problems.push(format!(
+            "{name}: stored time {}..{} differs from the document's {}..{}",
+            row.start, row.end, item.start, item.end
+        ));
     }
-    if item.bbox.map(|b| b.map(Some)) != Some(row.bbox) && !(item.bbox.is_none() && row.bbox == [None; 4]) {
-        problems.push(format!("{name}: stored bbox {:?} differs from the document's {:?}", row.bbox, item.bbox));
+    if item.bbox.map(|b| b.map(Some)) != Some(row.bbox)
+        && !(item.bbox.is_none() && row.bbox == [None; 4])
+    {
+        problems.push(format!(
+            "{name}: stored bbox {:?} differs from the document's {:?}",
+            row.bbox, item.bbox
+        ));
     }
     if item.geometry != row.geometry {
         problems.push(format!("{name}: stored geometry differs from the document's"));
@@ -216,7 +241,10 @@ fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
         (Some(_), None) => problems.push(format!("{name}: missing from the R-tree")),
         (None, Some(_)) => problems.push(format!("{name}: has null geometry but an R-tree entry")),
         (Some(want), Some(have)) => {
-            let holds = have[0] <= want[0] && have[1] <= want[1] && have[2] >= want[2] && have[3] >= want[3];
+            let holds = have[0] <= want[0]
+                && have[1] <= want[1]
+                && have[2] >= want[2]
+                && have[3] >= want[3];
             let tight = (0..4).all(|i| (have[i] - want[i]).abs() <= RTREE_SLACK);
             if !holds || !tight {
                 problems.push(format!("{name}: R-tree box {have:?} does not match {want:?}"));
@@ -224,10 +252,13 @@ fn check_row(row: &Row) -> (Vec<String>, Vec<(String, JsonType)>) {
         }
     }
     let text = &item.text;
-    let want = [Some(row.id.clone()), text.title.clone(), text.description.clone(), text.keywords.clone()];
+    let want =
+        [Some(row.id.clone()), text.title.clone(), text.description.clone(), text.keywords.clone()];
     match &row.fts {
         None => problems.push(format!("{name}: missing from the FTS index")),
-        Some(have) if *have != want => problems.push(format!("{name}: FTS entry {have:?} differs from {want:?}")),
+        Some(have) if *have != want => {
+            problems.push(format!("{name}: FTS entry {have:?} differs from {want:?}"))
+        }
         Some(_) => {}
     }
     let properties = item.properties.into_iter().map(|p| (p.name, p.json_type)).collect();

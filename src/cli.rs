@@ -68,7 +68,9 @@ struct LockArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  stacdb init archive.stacdb --id archive --title \"Our archive\"")]
+#[command(
+    after_help = "Example:\n  stacdb init archive.stacdb --id archive --title \"Our archive\""
+)]
 struct InitArgs {
     /// The catalog file; created when missing.
     catalog: PathBuf,
@@ -145,7 +147,9 @@ struct IngestArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  stacdb get archive.stacdb naip\n  stacdb get archive.stacdb naip ne_m_4110264_sw_13_060_20220827")]
+#[command(
+    after_help = "Examples:\n  stacdb get archive.stacdb naip\n  stacdb get archive.stacdb naip ne_m_4110264_sw_13_060_20220827"
+)]
 struct GetArgs {
     /// The catalog file.
     catalog: PathBuf,
@@ -162,7 +166,9 @@ struct GetArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  stacdb delete archive.stacdb naip item-1 item-2\n  stacdb delete archive.stacdb naip --all")]
+#[command(
+    after_help = "Examples:\n  stacdb delete archive.stacdb naip item-1 item-2\n  stacdb delete archive.stacdb naip --all"
+)]
 struct DeleteArgs {
     /// The catalog file.
     catalog: PathBuf,
@@ -377,7 +383,8 @@ struct Progress {
 
 impl Progress {
     fn new() -> Progress {
-        let bar = if io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        let bar =
+            if io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
         Progress { bar }
     }
 }
@@ -391,7 +398,9 @@ impl Observer for Progress {
                     "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} (eta {eta})",
                 )
             }
-            None => ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} read, {msg}"),
+            None => {
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} read, {msg}")
+            }
         };
         self.bar.set_style(style.expect("valid template"));
         self.bar.enable_steady_tick(Duration::from_millis(200));
@@ -413,8 +422,19 @@ impl Observer for Progress {
 
 fn print_info(out: &mut impl Write, info: &crate::Info) -> io::Result<()> {
     let c = &info.catalog;
-    writeln!(out, "catalog:  {}{}", c.id, c.title.as_ref().map(|t| format!(" — {t}")).unwrap_or_default())?;
-    writeln!(out, "file:     {} ({:.1} MB, schema version {})", info.path, info.file_size as f64 / 1e6, info.schema_version)?;
+    writeln!(
+        out,
+        "catalog:  {}{}",
+        c.id,
+        c.title.as_ref().map(|t| format!(" — {t}")).unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "file:     {} ({:.1} MB, schema version {})",
+        info.path,
+        info.file_size as f64 / 1e6,
+        info.schema_version
+    )?;
     writeln!(out, "items:    {} in {} collection(s)", info.item_count, info.collections.len())?;
     writeln!(out, "changes:  {}", info.last_change)?;
     if info.collections.is_empty() {

@@ -7,6 +7,10 @@
 //! The stored document is the input, re-serialised compactly with its key order and numbers
 //! unchanged, so it reads back as equal JSON.
 
+// A rejection carries its location, id and reason by value; it is the cold path, and boxing
+// every DocError would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -373,17 +377,17 @@ pub fn item_time(properties: &Map<String, Value>) -> Result<(i64, i64), DocError
     Ok((start, end))
 }
 
-fn datetime_field(properties: &Map<String, Value>, name: &str) -> Result<Option<i64>, DocErrorKind> {
+fn datetime_field(
+    properties: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, DocErrorKind> {
     match properties.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_datetime(s)
-            .map(|dt| Some(dt.timestamp_micros()))
-            .ok_or_else(|| {
-                invalid(
-                    format!("properties.{name}"),
-                    format!("'{s}' is not an RFC 3339 datetime"),
-                )
-            }),
+        Some(Value::String(s)) => {
+            parse_datetime(s).map(|dt| Some(dt.timestamp_micros())).ok_or_else(|| {
+                invalid(format!("properties.{name}"), format!("'{s}' is not an RFC 3339 datetime"))
+            })
+        }
         Some(other) => Err(invalid(
             format!("properties.{name}"),
             format!("must be a string, found {}", json_kind(other)),

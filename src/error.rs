@@ -64,7 +64,7 @@ pub enum Error {
 
     /// A document was rejected.
     #[error(transparent)]
-    Document(#[from] DocError),
+    Document(Box<DocError>),
 
     /// No collection with this id is in the catalog.
     #[error("no collection '{0}' in the catalog")]
@@ -86,6 +86,12 @@ pub enum Error {
     /// The run was interrupted (for example by a signal) and rolled back.
     #[error("interrupted; nothing was changed")]
     Interrupted,
+}
+
+impl From<DocError> for Error {
+    fn from(e: DocError) -> Error {
+        Error::Document(Box::new(e))
+    }
 }
 
 /// A crate-wide result.
@@ -156,7 +162,9 @@ pub enum DocErrorKind {
         reason: String,
     },
     /// The item has no `collection` field and no default collection was given.
-    #[error("item has no `collection` field (pass --collection ID to put such items in a collection)")]
+    #[error(
+        "item has no `collection` field (pass --collection ID to put such items in a collection)"
+    )]
     NoCollection,
     /// Insert mode found the document already stored (or earlier in the same run).
     #[error("duplicate: {kind} '{id}' already exists{} (use --mode upsert to replace it or --mode ignore to keep the stored one)", collection.as_ref().map(|c| format!(" in collection '{c}'")).unwrap_or_default())]
@@ -169,7 +177,9 @@ pub enum DocErrorKind {
         id: String,
     },
     /// The item's collection was never given (and --create-collections was not set).
-    #[error("collection '{collection}' is not in the catalog and was not in the input, and {items} item(s) name it; ingest its collection too, or pass --create-collections")]
+    #[error(
+        "collection '{collection}' is not in the catalog and was not in the input, and {items} item(s) name it; ingest its collection too, or pass --create-collections"
+    )]
     UnknownCollection {
         /// The collection id the items name.
         collection: String,
@@ -180,6 +190,8 @@ pub enum DocErrorKind {
     #[error("{0}")]
     Unreadable(String),
     /// A static catalog root: crawling is not implemented yet.
-    #[error("this is a STAC Catalog; crawling a static catalog's child and item links is not supported yet, so ingest its collection and item files (or their directory) instead")]
+    #[error(
+        "this is a STAC Catalog; crawling a static catalog's child and item links is not supported yet, so ingest its collection and item files (or their directory) instead"
+    )]
     CatalogNotSupported,
 }

@@ -86,12 +86,13 @@ fn header_len(blob: &[u8]) -> Result<usize, String> {
 /// The box a bbox covers on the globe, as the catalog indexes it and sums it into extents.
 ///
 /// A box that crosses the antimeridian (minx > maxx), or whose longitudes run past ±180 (as
-/// real MODIS tiles do), covers the whole longitude range; latitudes are clamped to ±90.
+/// real MODIS tiles do), covers the whole longitude range; latitudes are clamped to ±90 (both
+/// edges, so a box lying wholly beyond a pole, as in documents with swapped axes, stays valid).
 pub fn globe_box(bbox: Bbox) -> Bbox {
     let [minx, miny, maxx, maxy] = bbox;
     let (minx, maxx) =
         if minx > maxx || minx < -180.0 || maxx > 180.0 { (-180.0, 180.0) } else { (minx, maxx) };
-    [minx, miny.max(-90.0), maxx, maxy.min(90.0)]
+    [minx, miny.clamp(-90.0, 90.0), maxx, maxy.clamp(-90.0, 90.0)]
 }
 
 /// The smallest box holding both.
@@ -106,7 +107,8 @@ mod tests {
 
     #[test]
     fn polygon_round_trips_through_blob() {
-        let value = json!({"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]]]});
+        let value =
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]]]});
         let footprint = footprint(&value).unwrap();
         assert_eq!(&footprint.blob[..2], b"GP");
         assert_eq!(footprint.bounds, Some([0.0, 0.0, 2.0, 1.0]));
@@ -133,5 +135,7 @@ mod tests {
         assert_eq!(globe_box([170.0, -10.0, -170.0, 10.0]), [-180.0, -10.0, 180.0, 10.0]);
         assert_eq!(globe_box([170.0, -10.0, 180.14, 10.0]), [-180.0, -10.0, 180.0, 10.0]);
         assert_eq!(globe_box([1.0, -95.0, 2.0, 91.0]), [1.0, -90.0, 2.0, 90.0]);
+        // latitude and longitude swapped (stac-spec 0.8.1 sar/envisat.json): wholly past 90
+        assert_eq!(globe_box([64.3, 114.5, 71.1, 128.6]), [64.3, 90.0, 71.1, 90.0]);
     }
 }

@@ -78,7 +78,8 @@ pub(crate) fn info(catalog: &Catalog) -> Result<Info> {
         schema_version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
         catalog: catalog.metadata()?,
         item_count: collections.iter().map(|c| c.item_count).sum(),
-        last_change: conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?,
+        last_change: conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?,
         collections,
     })
 }
@@ -96,7 +97,12 @@ pub(crate) fn set_extent(document: &mut Value, stats: &Stats) {
         set_first(extent, "spatial", "bbox", json!(bbox));
     }
     if let (Some(start), Some(end)) = (stats.start, stats.end) {
-        set_first(extent, "temporal", "interval", json!([format_micros(start), format_micros(end)]));
+        set_first(
+            extent,
+            "temporal",
+            "interval",
+            json!([format_micros(start), format_micros(end)]),
+        );
     }
 }
 
@@ -109,7 +115,8 @@ fn set_first(extent: &mut Value, part: &str, member: &str, value: Value) {
     if !part.is_object() {
         *part = json!({});
     }
-    let list = part.as_object_mut().expect("made an object above").entry(member).or_insert(Value::Null);
+    let list =
+        part.as_object_mut().expect("made an object above").entry(member).or_insert(Value::Null);
     match list {
         Value::Array(values) if !values.is_empty() => values[0] = value,
         _ => *list = json!([value]),

@@ -29,8 +29,8 @@ pub mod db;
 pub mod document;
 mod error;
 pub mod geometry;
-pub mod ingest;
 mod info;
+pub mod ingest;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -102,7 +102,11 @@ impl Catalog {
     }
 
     /// Opens a catalog with the given access and lock timeout.
-    pub fn open_with(path: impl AsRef<Path>, access: Access, lock_timeout: Duration) -> Result<Catalog> {
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        access: Access,
+        lock_timeout: Duration,
+    ) -> Result<Catalog> {
         let path = path.as_ref().to_path_buf();
         let conn = db::open(&path, access, lock_timeout)?;
         Ok(Catalog { conn, path, lock_timeout })
@@ -204,7 +208,12 @@ impl Catalog {
 
     /// Deletes items from a collection in one transaction. Unless `missing_ok`, an id that is
     /// not there is an error and nothing is deleted. Returns how many were deleted.
-    pub fn delete_items(&mut self, collection: &str, ids: &[String], missing_ok: bool) -> Result<u64> {
+    pub fn delete_items(
+        &mut self,
+        collection: &str,
+        ids: &[String],
+        missing_ok: bool,
+    ) -> Result<u64> {
         if !self.collection_exists(collection)? {
             return Err(Error::CollectionNotFound(collection.into()));
         }

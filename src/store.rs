@@ -97,9 +97,9 @@ impl Stats {
         conn.prepare_cached(
             "SELECT count(*),
                     min(CASE WHEN minx > maxx OR minx < -180.0 OR maxx > 180.0 THEN -180.0 ELSE minx END),
-                    min(max(miny, -90.0)),
+                    min(min(max(miny, -90.0), 90.0)),
                     max(CASE WHEN minx > maxx OR minx < -180.0 OR maxx > 180.0 THEN 180.0 ELSE maxx END),
-                    max(min(maxy, 90.0)),
+                    max(max(min(maxy, 90.0), -90.0)),
                     min(datetime_start), max(datetime_end)
              FROM items WHERE collection = ?1",
         )?
@@ -271,8 +271,16 @@ impl<'c> Writer<'c> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let start_seq = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
-        Ok(Writer { conn, now, collections, queryables: HashMap::new(), pending: Vec::new(), start_seq })
+        let start_seq =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+        Ok(Writer {
+            conn,
+            now,
+            collections,
+            queryables: HashMap::new(),
+            pending: Vec::new(),
+            start_seq,
+        })
     }
 
     /// True when the collection is in the catalog (or was written earlier in this run).
@@ -498,7 +506,10 @@ impl<'c> Writer<'c> {
     /// trace in the change log. Returns the number of items removed.
     pub fn discard_pending(&mut self, id: &str) -> Result<u64> {
         let items = self.delete_collection(id)?;
-        self.conn.execute("DELETE FROM changes WHERE collection = ?1 AND seq > ?2", params![id, self.start_seq])?;
+        self.conn.execute(
+            "DELETE FROM changes WHERE collection = ?1 AND seq > ?2",
+            params![id, self.start_seq],
+        )?;
         Ok(items)
     }
 
@@ -507,7 +518,11 @@ impl<'c> Writer<'c> {
         self.flush_stats()?;
         let stats = Stats::load(self.conn, id)?;
         let content = synthesized_collection(id, &stats);
-        let doc = CollectionDoc { location: Location::file("--create-collections"), id: id.into(), content };
+        let doc = CollectionDoc {
+            location: Location::file("--create-collections"),
+            id: id.into(),
+            content,
+        };
         self.put_collection(&doc, Mode::Upsert)?.map_err(|e| {
             crate::Error::InvalidArgument(format!("cannot create collection '{id}': {e}"))
         })?;
@@ -609,13 +624,21 @@ impl<'c> Writer<'c> {
     }
 
     fn unindex(&self, fid: i64) -> Result<()> {
-        self.conn.prepare_cached("DELETE FROM rtree_items_geometry WHERE id = ?1")?.execute([fid])?;
+        self.conn
+            .prepare_cached("DELETE FROM rtree_items_geometry WHERE id = ?1")?
+            .execute([fid])?;
         self.conn.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?.execute([fid])?;
         Ok(())
     }
 
     /// Appends to the change log. `Outcome::Skipped` is logged as a delete.
-    fn log(&self, outcome: Outcome, kind: &str, collection: &str, item: Option<&str>) -> Result<()> {
+    fn log(
+        &self,
+        outcome: Outcome,
+        kind: &str,
+        collection: &str,
+        item: Option<&str>,
+    ) -> Result<()> {
         let op = match outcome {
             Outcome::Inserted => "insert",
             Outcome::Updated => "update",

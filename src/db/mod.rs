@@ -54,7 +54,9 @@ fn configure(conn: &Connection, access: Access, lock_timeout: Duration) -> rusql
         // WAL: readers never block the writer and the writer never blocks readers, and a crash
         // at any moment leaves the last committed transaction intact. The mode is stored in the
         // file, so read-only openers see it too.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String = retry_busy(lock_timeout, || {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(rusqlite::Error::InvalidQuery);
         }
@@ -80,20 +82,26 @@ fn configure(conn: &Connection, access: Access, lock_timeout: Duration) -> rusql
 /// Applies the missing schema steps in one immediate transaction.
 fn migrate(conn: &Connection, path: &Path, access: Access, lock_timeout: Duration) -> Result<()> {
     let version = user_version(conn).map_err(|e| not_a_catalog(path, e))?;
-    check_version(conn, path, version)?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }
     if access == Access::ReadOnly {
-        return Err(Error::NotACatalog {
-            path: path.to_path_buf(),
-            reason: format!(
+        check_version(conn, path, version)?;
+        let reason = if version == 0 {
+            "the file is empty".to_string()
+        } else {
+            format!(
                 "schema version {version} is older than this build's {SCHEMA_VERSION}; open it once for writing (for example `stacdb check`) to upgrade it"
-            ),
-        });
+            )
+        };
+        return Err(Error::NotACatalog { path: path.to_path_buf(), reason });
     }
+    if version > SCHEMA_VERSION {
+        return check_version(conn, path, version);
+    }
+    // Decide only under the write lock: another process may be creating or upgrading the
+    // file right now, and what it commits is what we must see.
     let tx = begin_write(conn, path, lock_timeout)?;
-    // Another process may have upgraded the file while we waited for the lock.
     let version = user_version(&tx)?;
     check_version(&tx, path, version)?;
     for (_, sql) in &MIGRATIONS[version as usize..] {
@@ -156,6 +164,27 @@ pub fn begin_write<'c>(
                 });
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs `f` again, with backoff until `timeout`, while it fails with SQLITE_BUSY that SQLite
+/// did not wait out itself. SQLite returns BUSY at once, without calling the busy handler,
+/// where waiting could deadlock: for example when several processes switch a new file to WAL
+/// at the same time, each holding a read lock while it asks for the write lock.
+fn retry_busy<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            result => return result,
         }
     }
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::db;
 use crate::document::{self, Doc};
-use crate::error::{DocError, DocErrorKind, Error, Result};
+use crate::error::{DocError, DocErrorKind, Result};
 use crate::store::{Mode, Outcome, Writer};
 pub use source::Input;
 
@@ -174,7 +174,11 @@ fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
     let text = match unit.text {
         Ok(text) => text,
         Err(reason) => {
-            let error = DocError { location: unit.location, id: None, reason: DocErrorKind::Unreadable(reason) };
+            let error = DocError {
+                location: unit.location,
+                id: None,
+                reason: DocErrorKind::Unreadable(reason),
+            };
             return vec![wrap(Err(error))];
         }
     };
@@ -193,7 +197,11 @@ fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
                 location.line = Some(unit.line_offset + e.line() as u64);
                 format!("{message} (column {})", e.column())
             };
-            vec![wrap(Err(DocError { location, id: None, reason: DocErrorKind::InvalidJson(reason) }))]
+            vec![wrap(Err(DocError {
+                location,
+                id: None,
+                reason: DocErrorKind::InvalidJson(reason),
+            }))]
         }
     }
 }
@@ -208,8 +216,18 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(conn: &'a Connection, options: &'a IngestOptions, observer: &'a dyn Observer) -> Result<Self> {
-        Ok(Run { writer: Writer::new(conn)?, options, observer, report: IngestReport::default(), documents: 0 })
+    fn new(
+        conn: &'a Connection,
+        options: &'a IngestOptions,
+        observer: &'a dyn Observer,
+    ) -> Result<Self> {
+        Ok(Run {
+            writer: Writer::new(conn)?,
+            options,
+            observer,
+            report: IngestReport::default(),
+            documents: 0,
+        })
     }
 
     fn apply(&mut self, parsed: Parsed) -> Result<()> {
@@ -217,10 +235,15 @@ impl<'a> Run<'a> {
         match parsed.doc {
             Err(e) => self.reject(e),
             Ok(Doc::Item(item)) => {
-                let Some(collection) = item.collection.as_ref().or(self.options.collection.as_ref())
+                let Some(collection) =
+                    item.collection.as_ref().or(self.options.collection.as_ref())
                 else {
                     let id = Some(item.id.clone());
-                    return self.reject(DocError { location: item.location, id, reason: DocErrorKind::NoCollection });
+                    return self.reject(DocError {
+                        location: item.location,
+                        id,
+                        reason: DocErrorKind::NoCollection,
+                    });
                 };
                 self.writer.ensure_collection(collection, &item)?;
                 match self.writer.put_item(&item, collection, self.options.mode)? {
@@ -260,7 +283,7 @@ impl<'a> Run<'a> {
 
     fn reject(&mut self, error: DocError) -> Result<()> {
         if !self.options.skip_invalid {
-            return Err(Error::Document(error));
+            return Err(error.into());
         }
         self.report.failed += 1;
         self.observer.rejected(&error);
@@ -285,7 +308,7 @@ impl<'a> Run<'a> {
                 reason: DocErrorKind::UnknownCollection { collection: pending.collection, items },
             };
             if !self.options.skip_invalid {
-                return Err(Error::Document(error));
+                return Err(error.into());
             }
             self.report.items.inserted -= items;
             self.report.failed += items - 1;

@@ -176,11 +176,7 @@ pub fn read_all(
 }
 
 /// Reads one source. Returns false when `push` asked to stop.
-fn read_source(
-    source: &Source,
-    counter: &ByteCounter,
-    push: &mut dyn FnMut(Unit) -> bool,
-) -> bool {
+fn read_source(source: &Source, counter: &ByteCounter, push: &mut dyn FnMut(Unit) -> bool) -> bool {
     let location = |line| Location { source: source.label.to_string(), line, pointer: None };
     let unreadable = |line, e: io::Error| Unit {
         location: location(line),
@@ -236,7 +232,12 @@ fn read_source(
             text: Ok(text),
         });
     }
-    if !push(Unit { location: location(Some(first_line)), line_offset: 0, walked: source.walked, text: Ok(first) }) {
+    if !push(Unit {
+        location: location(Some(first_line)),
+        line_offset: 0,
+        walked: source.walked,
+        text: Ok(first),
+    }) {
         return false;
     }
     loop {
@@ -249,8 +250,12 @@ fn read_source(
         if line.trim_ascii().is_empty() {
             continue;
         }
-        if !push(Unit { location: location(Some(line_no)), line_offset: 0, walked: source.walked, text: Ok(line) })
-        {
+        if !push(Unit {
+            location: location(Some(line_no)),
+            line_offset: 0,
+            walked: source.walked,
+            text: Ok(line),
+        }) {
             return false;
         }
     }

@@ -1,0 +1,86 @@
+//! Shared test harness: where the shared data is, and how to run the binary.
+//!
+//! Tests that read real STAC data find it through `STACDB_TEST_DATA` (default
+//! `../shared/data`, beside the project). When the folder is missing such a test prints a loud
+//! SKIPPED line and passes, unless `STACDB_REQUIRE_DATA=1` (set by `.ci/run`), which turns the
+//! missing folder into a failure.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared data folder, or `None` (after saying so loudly) when it is missing.
+pub fn data_dir(test: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("STACDB_TEST_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    };
+    if dir.join("MANIFEST.md").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("STACDB_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("{test}: shared data folder {} is missing and STACDB_REQUIRE_DATA=1", dir.display());
+    }
+    eprintln!(
+        "\n*** SKIPPED {test}: shared data folder {} not found (set STACDB_TEST_DATA) ***\n",
+        dir.display()
+    );
+    None
+}
+
+/// A file under the shared data folder, which must exist when the folder does.
+pub fn data_file(data: &Path, relative: &str) -> PathBuf {
+    let path = data.join(relative);
+    assert!(path.exists(), "missing shared data file {}", path.display());
+    path
+}
+
+/// The `stacdb` binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stacdb"))
+}
+
+/// Runs `stacdb` with arguments and returns its output.
+pub fn stacdb<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    bin().args(args).output().expect("run stacdb")
+}
+
+/// Runs `stacdb`, asserts it exited 0, and returns its standard output.
+pub fn stacdb_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = stacdb(args);
+    assert!(
+        out.status.success(),
+        "stacdb failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Every JSON document in a JSON or NDJSON file (gzip allowed), as values.
+pub fn read_documents(path: &Path) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut bytes = std::fs::read(path).expect("read file");
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut text).expect("gunzip");
+        bytes = text;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(value) => vec![value],
+        Err(_) => bytes
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.trim_ascii().is_empty())
+            .map(|line| serde_json::from_slice(line).expect("ndjson line"))
+            .collect(),
+    }
+}
