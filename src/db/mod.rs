@@ -40,6 +40,13 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| not_a_catalog(path, e))?;
+    // Refuse a file that is not a catalog, or is too new, before configure() switches it to
+    // WAL: that switch is written into the file, and a refused file must be left as it was.
+    // (A file is created with its tables and version in one transaction, so no opener can
+    // see a version 0 file with tables while another process creates it.)
+    conn.busy_timeout(lock_timeout).map_err(|e| not_a_catalog(path, e))?;
+    let version = user_version(&conn).map_err(|e| not_a_catalog(path, e))?;
+    check_version(&conn, path, version)?;
     configure(&conn, access, lock_timeout).map_err(|e| not_a_catalog(path, e))?;
     migrate(&conn, path, access, lock_timeout)?;
     Ok(conn)

@@ -217,6 +217,10 @@ fn read_source(source: &Source, counter: &ByteCounter, push: &mut dyn FnMut(Unit
         }
     }
     let first_line = line_no;
+    // A UTF-8 byte-order mark is not JSON, but editors on Windows write one; drop it.
+    if first.starts_with(b"\xEF\xBB\xBF") {
+        first.drain(..3);
+    }
     let is_ndjson = serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok();
     if !is_ndjson {
         // One JSON document: the rest of the input belongs to it. Serde reports error lines
