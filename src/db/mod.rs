@@ -30,8 +30,11 @@ pub enum Access {
 
 /// Opens a catalog file, sets its pragmas and brings its schema up to date.
 pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Connection> {
-    if access != Access::Create && !path.exists() {
-        return Err(Error::NoSuchCatalog { path: path.to_path_buf() });
+    if !path.exists() {
+        if access != Access::Create {
+            return Err(Error::NoSuchCatalog { path: path.to_path_buf() });
+        }
+        create(path, lock_timeout)?;
     }
     let flags = match access {
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -42,14 +45,74 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
     let conn = Connection::open_with_flags(path, flags).map_err(|e| not_a_catalog(path, e))?;
     // Refuse a file that is not a catalog, or is too new, before configure() switches it to
     // WAL: that switch is written into the file, and a refused file must be left as it was.
-    // (A file is created with its tables and version in one transaction, so no opener can
-    // see a version 0 file with tables while another process creates it.)
+    // The version and the tables are read in one read transaction: another process may be
+    // creating the file, and two separate reads could see the version before its commit and
+    // the tables after it.
     conn.busy_timeout(lock_timeout).map_err(|e| not_a_catalog(path, e))?;
-    let version = user_version(&conn).map_err(|e| not_a_catalog(path, e))?;
-    check_version(&conn, path, version)?;
-    configure(&conn, access, lock_timeout).map_err(|e| not_a_catalog(path, e))?;
-    migrate(&conn, path, access, lock_timeout)?;
+    {
+        let read = conn.unchecked_transaction().map_err(|e| not_a_catalog(path, e))?;
+        let version = user_version(&read).map_err(|e| not_a_catalog(path, e))?;
+        check_version(&read, path, version)?;
+        // Only `Create` may turn an empty file into a catalog; `stacdb info` on an empty file
+        // must not.
+        if version == 0 && access != Access::Create {
+            return Err(Error::NotACatalog {
+                path: path.to_path_buf(),
+                reason: "the file is empty (create a catalog with `stacdb init`)".into(),
+            });
+        }
+        // Dropping the read transaction ends it.
+    }
+    configure(&conn, access, lock_timeout).map_err(|e| {
+        if is_busy(&e) {
+            Error::Locked { path: path.to_path_buf(), seconds: lock_timeout.as_secs() }
+        } else {
+            not_a_catalog(path, e)
+        }
+    })?;
+    migrate(&conn, path, catalog_id(path), access, lock_timeout)?;
     Ok(conn)
+}
+
+/// Creates a catalog file whole: the schema is written into a temporary file beside `path`,
+/// which is then hard-linked into place. A process killed while creating leaves at most the
+/// temporary file, never an empty or half-made catalog at `path`; and linking fails when
+/// `path` exists, so concurrent creators cannot replace each other's catalog.
+fn create(path: &Path, lock_timeout: Duration) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Unique per process and per call: threads of one process may create at once too.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_file_name(format!(".{name}.{}-{call}.creating", std::process::id()));
+    let made = (|| -> Result<()> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn =
+            Connection::open_with_flags(&temp, flags).map_err(|e| not_a_catalog(&temp, e))?;
+        configure(&conn, Access::Create, lock_timeout)?;
+        migrate(&conn, &temp, catalog_id(path), Access::Create, lock_timeout)?;
+        // Closing checkpoints the WAL into the file and removes it.
+        conn.close().map_err(|(_, e)| e)?;
+        Ok(())
+    })();
+    let linked = made.and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()), // another creator won
+        // A file system without hard links: a rename is atomic too, only not exclusive.
+        Err(_) if !path.exists() => std::fs::rename(&temp, path)
+            .map_err(|e| Error::Io { path: path.to_path_buf(), source: e }),
+        Err(_) => Ok(()),
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = temp.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    linked
+}
+
+/// The id a new catalog gets: its file name without the extension.
+fn catalog_id(path: &Path) -> &str {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("stacdb")
 }
 
 /// Every pragma stacdb sets, in one place.
@@ -87,24 +150,25 @@ fn configure(conn: &Connection, access: Access, lock_timeout: Duration) -> rusql
 }
 
 /// Applies the missing schema steps in one immediate transaction.
-fn migrate(conn: &Connection, path: &Path, access: Access, lock_timeout: Duration) -> Result<()> {
+fn migrate(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    access: Access,
+    lock_timeout: Duration,
+) -> Result<()> {
     let version = user_version(conn).map_err(|e| not_a_catalog(path, e))?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }
+    // open() has refused newer, foreign and (unless creating) empty files.
     if access == Access::ReadOnly {
-        check_version(conn, path, version)?;
-        let reason = if version == 0 {
-            "the file is empty".to_string()
-        } else {
-            format!(
+        return Err(Error::NotACatalog {
+            path: path.to_path_buf(),
+            reason: format!(
                 "schema version {version} is older than this build's {SCHEMA_VERSION}; open it once for writing (for example `stacdb check`) to upgrade it"
-            )
-        };
-        return Err(Error::NotACatalog { path: path.to_path_buf(), reason });
-    }
-    if version > SCHEMA_VERSION {
-        return check_version(conn, path, version);
+            ),
+        });
     }
     // Decide only under the write lock: another process may be creating or upgrading the
     // file right now, and what it commits is what we must see.
@@ -115,7 +179,6 @@ fn migrate(conn: &Connection, path: &Path, access: Access, lock_timeout: Duratio
         tx.execute_batch(sql)?;
     }
     if version == 0 {
-        let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stacdb");
         tx.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [id])?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

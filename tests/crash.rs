@@ -1,0 +1,352 @@
+//! `kill -9` at random moments: a writer that dies leaves the catalog whole.
+//!
+//! The items are cut into chunks of distinct items, most small and some big enough that their
+//! commit also checkpoints the write-ahead log. Each step starts one process that
+//! either ingests an absent chunk or deletes a present one, and kills it with SIGKILL after a
+//! random delay (seeded; the seed is printed). After every kill, `stacdb check` must pass and
+//! every chunk must be wholly present or wholly absent, with exactly one change-log row per
+//! item of each committed run: a run is all or nothing. A process that finished before the
+//! kill must have committed. Finally a normal run completes the work.
+//!
+//! `STACDB_CRASH_RUNS` sets the number of killed ingests (default 20; killed deletes are a
+//! quarter of that, at least 5) and `STACDB_CRASH_SEED` replays a seed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use stacdb::Catalog;
+
+/// Items in a small chunk: one ingest or delete run.
+const SMALL: usize = 150;
+/// Items in a big chunk: its run writes more than the 1000 WAL pages that trigger a checkpoint.
+const BIG: usize = 1200;
+/// The chunk sizes; the first two are the calibration runs.
+const SIZES: [usize; 16] = [
+    BIG, SMALL, SMALL, SMALL, SMALL, BIG, SMALL, SMALL, SMALL, BIG, SMALL, SMALL, SMALL, BIG,
+    SMALL, SMALL,
+];
+
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a number")))
+}
+
+fn seed() -> u64 {
+    env_number("STACDB_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64
+    })
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// The NDJSON lines of a gzipped file, exactly as stored.
+fn gz_lines(path: &Path, limit: usize) -> Vec<String> {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    text.lines().filter(|l| !l.trim().is_empty()).take(limit).map(str::to_owned).collect()
+}
+
+fn write_ndjson(path: &Path, lines: &[String]) -> PathBuf {
+    std::fs::write(path, lines.join("\n") + "\n").expect("write chunk");
+    path.to_path_buf()
+}
+
+/// Starts the binary with its stderr captured.
+fn spawn(args: &[&str]) -> Child {
+    common::bin()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stacdb")
+}
+
+/// How a process ended.
+#[derive(Debug)]
+enum End {
+    /// It finished by itself before the kill, with this status and stderr, after this long.
+    Finished(ExitStatus, String, Duration),
+    /// SIGKILL ended it.
+    Killed,
+}
+
+/// Kills the child `delay` after it was started, unless it has finished by then.
+fn kill_after(mut child: Child, started: Instant, delay: Duration) -> End {
+    let finished = loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() >= delay {
+            // Killing a child that exited just now is harmless: it is a zombie until waited for.
+            child.kill().expect("kill");
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(1).min(delay.saturating_sub(started.elapsed())));
+    };
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    match finished {
+        _ if status.signal() == Some(9) => End::Killed,
+        Some(elapsed) => End::Finished(status, stderr, elapsed),
+        None => End::Finished(status, stderr, delay),
+    }
+}
+
+/// Runs `stacdb check` and panics unless it passes.
+fn assert_check(cat: &Path, context: &str) {
+    let out = common::stacdb(["check", p(cat)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok:"),
+        "{context}: `stacdb check` failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many items of each chunk are stored, and the number of change-log rows.
+fn observe(cat: &Path, chunk_of: &HashMap<String, usize>) -> (Vec<usize>, i64) {
+    let catalog = Catalog::open_read_only(cat).expect("open read-only after crash");
+    let conn = catalog.connection();
+    let mut per_chunk = vec![0; SIZES.len()];
+    let mut stmt = conn.prepare("SELECT collection, id FROM items").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)));
+    for row in rows.unwrap() {
+        let (collection, id) = row.unwrap();
+        assert_eq!(collection, "naip");
+        let chunk = chunk_of.get(&id).unwrap_or_else(|| panic!("unknown item {id} stored"));
+        per_chunk[*chunk] += 1;
+    }
+    let changes = conn.query_row("SELECT count(*) FROM changes", [], |r| r.get(0)).unwrap();
+    (per_chunk, changes)
+}
+
+struct Pool {
+    _dir: tempfile::TempDir,
+    cat: PathBuf,
+    collections: PathBuf,
+    chunks: Vec<PathBuf>,
+    ids: Vec<Vec<String>>,
+    lines: Vec<String>,
+    chunk_of: HashMap<String, usize>,
+}
+
+fn pool(data: &Path) -> Pool {
+    let naip = common::data_file(data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
+    let collections = common::data_file(data, "bench/stac-fastapi-geoparquet/collections.json");
+    let total = SIZES.iter().sum();
+    let lines = gz_lines(&naip, total);
+    assert_eq!(lines.len(), total);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chunks = Vec::new();
+    let mut ids = Vec::new();
+    let mut chunk_of = HashMap::new();
+    let mut start = 0;
+    for (k, size) in SIZES.iter().enumerate() {
+        let part = &lines[start..start + size];
+        start += size;
+        chunks.push(write_ndjson(&dir.path().join(format!("chunk-{k:02}.ndjson")), part));
+        let part_ids: Vec<String> = part
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        for id in &part_ids {
+            assert!(chunk_of.insert(id.clone(), k).is_none(), "duplicate id {id} in the data");
+        }
+        ids.push(part_ids);
+    }
+    let cat = dir.path().join("crash.stacdb");
+    Pool { cat, collections, chunks, ids, lines, chunk_of, _dir: dir }
+}
+
+#[test]
+fn killed_writers_leave_whole_runs() {
+    let Some(data) = common::data_dir("crash::killed_writers_leave_whole_runs") else { return };
+    let started = Instant::now();
+    let seed = seed();
+    eprintln!("crash: seed {seed} (replay with STACDB_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ingest_runs = env_number("STACDB_CRASH_RUNS").unwrap_or(20) as usize;
+    let delete_runs = (ingest_runs / 4).max(5);
+
+    let pool = pool(&data);
+    let cat = &pool.cat;
+    common::stacdb_ok(["ingest", p(cat), p(&pool.collections)]);
+    let delete_args = |k: usize| {
+        let mut args = vec!["delete".to_owned(), p(cat).to_owned(), "naip".to_owned()];
+        args.extend(pool.ids[k].iter().cloned());
+        args
+    };
+    // Calibrate: how long undisturbed runs of a big and a small chunk take here. The estimate
+    // follows the runs that finish before their kill, as the machine's load changes.
+    let mut window: HashMap<(&str, usize), Duration> = HashMap::new();
+    for k in [0, 1] {
+        let t = Instant::now();
+        common::stacdb_ok(["ingest", p(cat), p(&pool.chunks[k])]);
+        window.insert(("ingest", SIZES[k]), t.elapsed());
+        let t = Instant::now();
+        common::stacdb_ok(delete_args(k));
+        window.insert(("delete", SIZES[k]), t.elapsed());
+    }
+    eprintln!("crash: undisturbed runs take {window:?}");
+    // 4 collection inserts, then the calibration's inserts and deletes.
+    let mut expected_changes = 4 + 2 * (SIZES[0] + SIZES[1]) as i64;
+    let chunks = SIZES.len();
+    let mut present = vec![false; chunks];
+
+    let (mut ingests, mut deletes) = (0, 0);
+    let (mut interrupted, mut committed_then_killed, mut finished) = (0, 0, 0);
+    let mut step = 0;
+    while ingests < ingest_runs || deletes < delete_runs {
+        step += 1;
+        let absent: Vec<usize> = (0..chunks).filter(|&k| !present[k]).collect();
+        let stored: Vec<usize> = (0..chunks).filter(|&k| present[k]).collect();
+        let want_delete =
+            deletes < delete_runs && (ingests >= ingest_runs || rng.random_bool(0.25));
+        let delete = !stored.is_empty() && (want_delete || absent.is_empty());
+        let started = Instant::now();
+        let what = if delete { "delete" } else { "ingest" };
+        let (k, child) = if delete {
+            deletes += 1;
+            let k = stored[rng.random_range(0..stored.len())];
+            let args = delete_args(k);
+            (k, spawn(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        } else {
+            ingests += 1;
+            let k = absent[rng.random_range(0..absent.len())];
+            (k, spawn(&["ingest", p(cat), p(&pool.chunks[k])]))
+        };
+        // Anywhere from before the catalog is opened to a little after an undisturbed run ends.
+        let size = SIZES[k];
+        let typical = window[&(what, size)];
+        let delay = typical.mul_f64(rng.random_range(0.0..1.2));
+        let end = kill_after(child, started, delay);
+        let context = format!(
+            "seed {seed}, step {step}: {what} of chunk {k} ({size} items) killed after {delay:?}"
+        );
+        if let End::Finished(status, stderr, took) = &end {
+            assert!(status.success(), "{context}: it failed by itself ({status}):\n{stderr}");
+            window.insert((what, size), (typical + *took) / 2);
+        }
+
+        assert_check(cat, &context);
+        let (per_chunk, changes) = observe(cat, &pool.chunk_of);
+        for (j, &n) in per_chunk.iter().enumerate() {
+            assert!(n == 0 || n == SIZES[j], "{context}: chunk {j} is partly stored ({n} items)");
+            let now = n == SIZES[j];
+            assert!(j == k || now == present[j], "{context}: chunk {j}, not touched, changed");
+        }
+        let flipped = (per_chunk[k] == size) != present[k];
+        match (&end, flipped) {
+            (End::Finished(..), true) => finished += 1,
+            (End::Finished(..), false) => {
+                panic!("{context}: the process exited 0 but its run is not in the catalog")
+            }
+            (End::Killed, true) => committed_then_killed += 1,
+            (End::Killed, false) => interrupted += 1,
+        }
+        if flipped {
+            present[k] = !present[k];
+            expected_changes += size as i64;
+        }
+        assert_eq!(changes, expected_changes, "{context}: change log rows (whole runs only)");
+    }
+    eprintln!(
+        "crash: {ingests} ingests and {deletes} deletes killed: {interrupted} rolled back, \
+         {committed_then_killed} killed after their commit, {finished} finished first"
+    );
+    assert!(
+        interrupted > 0,
+        "seed {seed}: no kill landed inside a transaction; nothing was tested"
+    );
+
+    // A normal run completes the work.
+    let mut args = vec!["ingest", p(cat), "--mode", "ignore"];
+    args.extend(pool.chunks.iter().map(|c| p(c)));
+    common::stacdb_ok(args);
+    assert_check(cat, "after the final run");
+    let (per_chunk, _) = observe(cat, &pool.chunk_of);
+    assert_eq!(per_chunk, SIZES, "after the final run");
+    let catalog = Catalog::open_read_only(cat).unwrap();
+    assert_eq!(catalog.info().unwrap().item_count as usize, pool.lines.len());
+    for line in &pool.lines {
+        let value: Value = serde_json::from_str(line).unwrap();
+        let stored = catalog.item("naip", value["id"].as_str().unwrap()).unwrap();
+        assert_eq!(stored, value);
+    }
+    eprintln!("crash: done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A process killed while it creates the catalog leaves either no catalog, an empty one, or
+/// the whole first run; the next run always works.
+#[test]
+fn killed_while_creating_the_catalog() {
+    let Some(data) = common::data_dir("crash::killed_while_creating_the_catalog") else { return };
+    const ROUNDS: usize = 12;
+    const ITEMS: usize = 50;
+    let seed = seed();
+    eprintln!("crash: creation seed {seed} (replay with STACDB_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let naip = common::data_file(&data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
+    let collections = common::data_file(&data, "bench/stac-fastapi-geoparquet/collections.json");
+    let dir = tempfile::tempdir().unwrap();
+    let items = write_ndjson(&dir.path().join("items.ndjson"), &gz_lines(&naip, ITEMS));
+    let run = |cat: &Path, extra: &[&str]| {
+        let mut args = vec!["ingest", p(cat), p(&collections), p(&items)];
+        args.extend(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    let calibration = dir.path().join("calibration.stacdb");
+    let t = Instant::now();
+    common::stacdb_ok(run(&calibration, &[]));
+    let window = t.elapsed();
+
+    for round in 0..ROUNDS {
+        let cat = dir.path().join(format!("new-{round}.stacdb"));
+        let delay = window.mul_f64(rng.random_range(0.0..1.2));
+        let args = run(&cat, &[]);
+        let started = Instant::now();
+        let child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let end = kill_after(child, started, delay);
+        let context = format!("seed {seed}, round {round}: killed after {delay:?}");
+        if let End::Finished(status, stderr, _) = &end {
+            assert!(status.success(), "{context}: it failed by itself ({status}):\n{stderr}");
+        }
+        if cat.exists() {
+            assert_check(&cat, &context);
+            let info = Catalog::open_read_only(&cat).unwrap().info().unwrap();
+            let whole = match (info.collections.len(), info.item_count) {
+                (0, 0) => false,
+                (4, n) if n as usize == ITEMS => true,
+                other => panic!("{context}: partial first run {other:?}"),
+            };
+            assert!(whole || matches!(end, End::Killed), "{context}: finished but empty");
+        } else {
+            assert!(matches!(end, End::Killed), "{context}: finished but made no file");
+        }
+        common::stacdb_ok(run(&cat, &["--mode", "ignore"]));
+        assert_check(&cat, &context);
+        let info = Catalog::open_read_only(&cat).unwrap().info().unwrap();
+        assert_eq!((info.collections.len(), info.item_count as usize), (4, ITEMS), "{context}");
+        assert_eq!(info.catalog.id, format!("new-{round}"), "{context}: catalog id");
+    }
+}
