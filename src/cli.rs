@@ -331,8 +331,6 @@ fn open(path: &std::path::Path, access: Access, lock: &LockArgs) -> crate::Resul
 }
 
 fn ingest(args: IngestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let existed = args.catalog.exists();
-    let mut catalog = open(&args.catalog, Access::Create, &args.lock)?;
     let options = IngestOptions {
         mode: match args.mode {
             ModeArg::Insert => Mode::Insert,
@@ -345,18 +343,9 @@ fn ingest(args: IngestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     };
     let inputs: Vec<Input> = args.inputs.iter().map(|a| Input::from_arg(a)).collect();
     let progress = Progress::new();
-    let result = catalog.ingest(&inputs, &options, &progress);
+    let timeout = Duration::from_secs(args.lock.lock_timeout);
+    let result = Catalog::ingest_path(&args.catalog, timeout, &inputs, &options, &progress);
     progress.bar.finish_and_clear();
-    if result.is_err() && !existed && catalog.is_empty().unwrap_or(false) {
-        // The run created the file and then failed: leave nothing behind.
-        let path = catalog.path().to_path_buf();
-        drop(catalog);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
-    }
     let report = result?;
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;

@@ -13,6 +13,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rayon::prelude::*;
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{DocError, DocErrorKind, Location};
@@ -305,20 +308,87 @@ fn item(object: Map<String, Value>, location: Location) -> Result<ItemDoc, DocEr
             )));
         }
     };
-    let (start, end) = item_time(properties).map_err(fail)?;
-
     let footprint = match object.get("geometry") {
         None => return Err(fail(DocErrorKind::MissingField("geometry"))),
         Some(Value::Null) => None,
-        Some(value) => Some(
-            geometry::footprint(value)
-                .map_err(|e| fail(invalid("geometry", format!("not a GeoJSON geometry: {e}"))))?,
-        ),
+        Some(value) => Some(geometry::footprint(value).map_err(|e| fail(bad_geometry(e)))?),
     };
     let given_bbox = match object.get("bbox") {
         None | Some(Value::Null) => None,
         Some(value) => Some(bbox(value).map_err(fail)?),
     };
+    let content = compact(&object);
+    let parts = ItemParts { id, collection, properties, footprint, given_bbox, content };
+    build_item(parts, location)
+}
+
+/// The fields of an item that stacdb reads. Everything else (assets, links, …) is skipped by
+/// the parser without being built, which is most of an item's bytes.
+#[derive(serde::Deserialize)]
+struct ItemFields<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code)] // read only to require a string
+    stac_version: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    collection: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    geometry: &'a RawValue,
+    #[serde(default)]
+    bbox: Option<Vec<f64>>,
+    properties: Map<String, Value>,
+}
+
+/// Normalises an NDJSON line that holds one valid item, keeping the line itself as the stored
+/// document. Returns `None` for anything else (a collection, an invalid item, …): the caller
+/// then takes the general path through [`documents`], which gives the precise error. Both
+/// paths build the item with the same code, so they agree on everything but the JSON text.
+pub fn fast_item(line: &[u8], location: &Location) -> Option<ItemDoc> {
+    let text = std::str::from_utf8(line).ok()?.trim_ascii();
+    let fields: ItemFields<'_> = serde_json::from_str(text).ok()?;
+    if fields.kind != "Feature" || fields.id.is_empty() {
+        return None;
+    }
+    let collection = match fields.collection {
+        Some(c) if c.is_empty() => return None,
+        c => c.map(Cow::into_owned),
+    };
+    let footprint = match fields.geometry.get() {
+        "null" => None,
+        text => Some(geometry::footprint_from_str(text).ok()?),
+    };
+    let given_bbox = match fields.bbox {
+        Some(numbers) => Some(bbox_from_numbers(&numbers).ok()?),
+        None => None,
+    };
+    let parts = ItemParts {
+        id: fields.id.into_owned(),
+        collection,
+        properties: &fields.properties,
+        footprint,
+        given_bbox,
+        content: text.to_string(),
+    };
+    build_item(parts, location.clone()).ok()
+}
+
+/// An item's fields, read and checked one by one.
+struct ItemParts<'p> {
+    id: String,
+    collection: Option<String>,
+    properties: &'p Map<String, Value>,
+    footprint: Option<geometry::Footprint>,
+    given_bbox: Option<Bbox>,
+    content: String,
+}
+
+/// Derives what the catalog stores for an item from its checked fields.
+fn build_item(parts: ItemParts<'_>, location: Location) -> Result<ItemDoc, DocError> {
+    let ItemParts { id, collection, properties, footprint, given_bbox, content } = parts;
+    let (start, end) = item_time(properties).map_err(|r| reject(&location, Some(id.clone()), r))?;
     let bounds = footprint.as_ref().and_then(|f| f.bounds);
     let bbox = given_bbox.or(bounds);
     let index_box = footprint.as_ref().and_then(|_| {
@@ -329,11 +399,8 @@ fn item(object: Map<String, Value>, location: Location) -> Result<ItemDoc, DocEr
             (a, b) => a.or(b),
         }
     });
-
-    let text = search_text(properties);
-    let summaries = summarize(properties);
     Ok(ItemDoc {
-        content: compact(&object),
+        content,
         location,
         id,
         collection,
@@ -342,9 +409,13 @@ fn item(object: Map<String, Value>, location: Location) -> Result<ItemDoc, DocEr
         bbox,
         index_box,
         geometry: footprint.map(|f| f.blob),
-        text,
-        properties: summaries,
+        text: search_text(properties),
+        properties: summarize(properties),
     })
+}
+
+fn bad_geometry(e: String) -> DocErrorKind {
+    invalid("geometry", format!("not a GeoJSON geometry: {e}"))
 }
 
 /// The item's time span: `start_datetime`/`end_datetime` when given, else `datetime` for both.
@@ -422,6 +493,10 @@ fn bbox(value: &Value) -> Result<Bbox, DocErrorKind> {
     let Some(numbers) = numbers else {
         return Err(invalid("bbox", "must hold only numbers"));
     };
+    bbox_from_numbers(&numbers)
+}
+
+fn bbox_from_numbers(numbers: &[f64]) -> Result<Bbox, DocErrorKind> {
     let b = match numbers.len() {
         4 => [numbers[0], numbers[1], numbers[2], numbers[3]],
         // a 3-D bbox is [minx, miny, minz, maxx, maxy, maxz]; the index keeps its 2-D part

@@ -29,7 +29,15 @@ pub struct Footprint {
 ///
 /// Returns an error message when the value is not a GeoJSON geometry.
 pub fn footprint(value: &Value) -> Result<Footprint, String> {
-    let geometry = geojson::Geometry::deserialize(value).map_err(|e| e.to_string())?;
+    from_geojson(geojson::Geometry::deserialize(value).map_err(|e| e.to_string())?)
+}
+
+/// Converts a GeoJSON geometry given as JSON text into a GeoPackage blob.
+pub fn footprint_from_str(text: &str) -> Result<Footprint, String> {
+    from_geojson(serde_json::from_str(text).map_err(|e| e.to_string())?)
+}
+
+fn from_geojson(geometry: geojson::Geometry) -> Result<Footprint, String> {
     let geometry: geo::Geometry<f64> =
         geo::Geometry::try_from(&geometry.value).map_err(|e| e.to_string())?;
     let bounds = geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);

@@ -168,6 +168,18 @@ impl Catalog {
         ingest::run(&self.conn, &self.path, inputs, options, self.lock_timeout, observer)
     }
 
+    /// Ingests into the catalog file at `path`, creating it when missing; see
+    /// [`ingest::ingest_path`]. A new catalog appears only when the run succeeds.
+    pub fn ingest_path(
+        path: impl AsRef<Path>,
+        lock_timeout: Duration,
+        inputs: &[Input],
+        options: &IngestOptions,
+        observer: &dyn Observer,
+    ) -> Result<IngestReport> {
+        ingest::ingest_path(path.as_ref(), lock_timeout, inputs, options, observer)
+    }
+
     /// An item, exactly as it was ingested.
     pub fn item(&self, collection: &str, id: &str) -> Result<Value> {
         let content: Option<String> = self

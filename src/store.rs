@@ -256,6 +256,9 @@ pub struct Writer<'c> {
     pending: Vec<Pending>,
     /// The change log's last sequence number when the writer started.
     start_seq: i64,
+    /// The largest item fid when the writer started: rows above it are new in this run, and
+    /// `finish` logs their inserts in one statement.
+    start_fid: i64,
 }
 
 impl<'c> Writer<'c> {
@@ -273,6 +276,8 @@ impl<'c> Writer<'c> {
             .map_or(0, |d| d.as_secs() as i64);
         let start_seq =
             conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+        let start_fid =
+            conn.query_row("SELECT coalesce(max(fid), 0) FROM items", [], |r| r.get(0))?;
         Ok(Writer {
             conn,
             now,
@@ -280,6 +285,7 @@ impl<'c> Writer<'c> {
             queryables: HashMap::new(),
             pending: Vec::new(),
             start_seq,
+            start_fid,
         })
     }
 
@@ -414,7 +420,10 @@ impl<'c> Writer<'c> {
                 item.text.keywords
             ])?;
         let outcome = if replaced { Outcome::Updated } else { Outcome::Inserted };
-        self.log(outcome, "item", collection, Some(&item.id))?;
+        // Inserts are logged by `finish`, and so is any later update of a row new in this run.
+        if replaced && fid <= self.start_fid {
+            self.log(outcome, "item", collection, Some(&item.id))?;
+        }
         self.stats_mut(collection)?.add(item.bbox, item.start, item.end);
         self.learn(collection, &item.properties);
         Ok(Ok(outcome))
@@ -531,6 +540,13 @@ impl<'c> Writer<'c> {
 
     /// Stores the stats and queryables gathered in memory. Call before committing.
     pub fn finish(mut self) -> Result<()> {
+        // One statement logs every item this run inserted, in insertion order.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO changes (op, kind, collection, item_id, changed_at)
+                 SELECT 'insert', 'item', collection, id, ?2 FROM items WHERE fid > ?1 ORDER BY fid",
+            )?
+            .execute(params![self.start_fid, self.now])?;
         self.flush_stats()?;
         self.flush_queryables()?;
         Ok(())

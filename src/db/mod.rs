@@ -1,6 +1,6 @@
 //! Opening the catalog file: pragmas, schema migrations and write transactions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -77,44 +77,128 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
     Ok(conn)
 }
 
-/// Creates a catalog file whole: the schema is written into a temporary file beside `path`,
-/// which is then hard-linked into place. A process killed while creating leaves at most the
-/// temporary file, never an empty or half-made catalog at `path`; and linking fails when
-/// `path` exists, so concurrent creators cannot replace each other's catalog.
+/// Creates a catalog file whole (see [`NewCatalog`]) and publishes it at `path`, unless
+/// another process got there first, in which case theirs is kept.
 fn create(path: &Path, lock_timeout: Duration) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Unique per process and per call: threads of one process may create at once too.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temp = path.with_file_name(format!(".{name}.{}-{call}.creating", std::process::id()));
-    let made = (|| -> Result<()> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-        let conn =
-            Connection::open_with_flags(&temp, flags).map_err(|e| not_a_catalog(&temp, e))?;
-        // 16 KiB pages, set before anything is written (WAL fixes the page size): an item
-        // row is about 3 KB of JSON, and with the default 4 KiB pages each row would take a
-        // page of its own, a quarter of it empty; 16 KiB pages hold five.
-        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        configure(&conn, Access::Create, lock_timeout)?;
-        migrate(&conn, &temp, catalog_id(path), Access::Create, lock_timeout)?;
-        // Closing checkpoints the WAL into the file and removes it.
-        conn.close().map_err(|(_, e)| e)?;
-        Ok(())
-    })();
-    let linked = made.and_then(|()| match std::fs::hard_link(&temp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()), // another creator won
-        // A file system without hard links: a rename is atomic too, only not exclusive.
-        Err(_) if !path.exists() => std::fs::rename(&temp, path)
-            .map_err(|e| Error::Io { path: path.to_path_buf(), source: e }),
-        Err(_) => Ok(()),
-    });
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = temp.clone().into_os_string();
+    let new = NewCatalog::build(path, lock_timeout)?;
+    if let Published::Exists(temp) = new.publish(path)? {
+        remove_with_sidecars(&temp);
+    }
+    Ok(())
+}
+
+/// A catalog being made in a temporary file beside its final path.
+///
+/// The file has no journal while it is made: nobody else can see it, and if anything fails
+/// the file is thrown away, so there is nothing to roll back. Every page is written once,
+/// not first to a write-ahead log and then again into the file. [`NewCatalog::publish`]
+/// switches it to WAL, syncs it and hard-links it into place; linking fails when the path
+/// exists, so concurrent creators never replace each other's catalog, and a process killed
+/// at any moment leaves at most the temporary file, never a partial catalog at the path.
+pub struct NewCatalog {
+    /// The open connection to the temporary file.
+    pub conn: Connection,
+    /// The temporary file.
+    pub temp: PathBuf,
+}
+
+/// Where a new catalog ended up.
+#[derive(Debug)]
+pub enum Published {
+    /// It is now the file at the path.
+    Linked,
+    /// Another process created the path first; the new catalog is still at this temporary
+    /// path, for the caller to merge and then remove.
+    Exists(PathBuf),
+}
+
+impl NewCatalog {
+    /// Makes a new catalog with the current schema in a temporary file beside `path`.
+    pub fn build(path: &Path, lock_timeout: Duration) -> Result<NewCatalog> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Unique per process and per call: threads of one process may create at once too.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = path.with_file_name(format!(".{name}.{}-{call}.creating", std::process::id()));
+        let made = (|| -> Result<Connection> {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+            let conn =
+                Connection::open_with_flags(&temp, flags).map_err(|e| not_a_catalog(&temp, e))?;
+            // 16 KiB pages, set before anything is written: an item row is about 3 KB of
+            // JSON, and with the default 4 KiB pages each row would take a page of its own, a
+            // quarter of it empty; 16 KiB pages hold five.
+            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+            configure(&conn, Access::Create, lock_timeout)?;
+            // No journal and no syncs while the file is private (see the type's doc);
+            // publish() restores WAL and FULL and syncs before the file becomes visible.
+            conn.query_row("PRAGMA journal_mode = OFF", [], |_| Ok(()))?;
+            conn.pragma_update(None, "synchronous", "OFF")?;
+            migrate(&conn, &temp, catalog_id(path), Access::Create, lock_timeout)?;
+            Ok(conn)
+        })();
+        match made {
+            Ok(conn) => Ok(NewCatalog { conn, temp }),
+            Err(e) => {
+                remove_with_sidecars(&temp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Syncs the new catalog and links it into place at `path`.
+    pub fn publish(self, path: &Path) -> Result<Published> {
+        let NewCatalog { conn, temp } = self;
+        let finished = (|| -> Result<()> {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::InvalidArgument(format!(
+                    "could not switch {} to WAL",
+                    temp.display()
+                )));
+            }
+            conn.close().map_err(|(_, e)| e)?;
+            let io = |e| Error::Io { path: temp.clone(), source: e };
+            std::fs::File::open(&temp).and_then(|f| f.sync_all()).map_err(io)?;
+            Ok(())
+        })();
+        if let Err(e) = finished {
+            remove_with_sidecars(&temp);
+            return Err(e);
+        }
+        let linked = match std::fs::hard_link(&temp, path) {
+            Ok(()) => Ok(Published::Linked),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(Published::Exists(temp));
+            }
+            // A file system without hard links: a rename is atomic too, only not exclusive.
+            Err(_) if !path.exists() => std::fs::rename(&temp, path)
+                .map(|()| Published::Linked)
+                .map_err(|e| Error::Io { path: path.to_path_buf(), source: e }),
+            Err(_) => return Ok(Published::Exists(temp)),
+        };
+        remove_with_sidecars(&temp);
+        // Make the new directory entry durable too.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        linked
+    }
+
+    /// Throws the new catalog away.
+    pub fn discard(self) {
+        let NewCatalog { conn, temp } = self;
+        drop(conn);
+        remove_with_sidecars(&temp);
+    }
+}
+
+/// Removes a database file and its `-wal` and `-shm` files, ignoring any that are missing.
+pub fn remove_with_sidecars(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
         file.push(suffix);
         let _ = std::fs::remove_file(file);
     }
-    linked
 }
 
 /// The id a new catalog gets: its file name without the extension.

@@ -19,9 +19,9 @@ use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::db;
+use crate::db::{self, Access, Published};
 use crate::document::{self, Doc};
-use crate::error::{DocError, DocErrorKind, Result};
+use crate::error::{DocError, DocErrorKind, Location, Result};
 use crate::store::{Mode, Outcome, Writer};
 pub use source::Input;
 
@@ -79,6 +79,9 @@ pub struct IngestReport {
     /// The first rejections (up to 1,000), in input order.
     #[serde(serialize_with = "messages")]
     pub errors: Vec<DocError>,
+    /// Ids of the collections built by `--create-collections`.
+    #[serde(skip)]
+    pub(crate) synthesized: Vec<String>,
 }
 
 impl IngestReport {
@@ -168,6 +171,100 @@ pub(crate) fn run(
     Ok(report)
 }
 
+/// Ingests into the catalog file at `path`, creating it when it is missing.
+///
+/// A new catalog is built whole in a temporary file and published when the run commits (see
+/// [`db::NewCatalog`]): a failed run leaves no file behind, and a first load writes each page
+/// once instead of twice. If another process creates `path` meanwhile, the run's documents
+/// are then ingested into that catalog, with the same options.
+pub fn ingest_path(
+    path: &Path,
+    lock_timeout: Duration,
+    inputs: &[Input],
+    options: &IngestOptions,
+    observer: &dyn Observer,
+) -> Result<IngestReport> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        // An empty file (say, made by `touch`) is turned into a catalog in place.
+        let access = if meta.len() == 0 { Access::Create } else { Access::ReadWrite };
+        let conn = db::open(path, access, lock_timeout)?;
+        return run(&conn, path, inputs, options, lock_timeout, observer);
+    }
+    let new = db::NewCatalog::build(path, lock_timeout)?;
+    let report = match run(&new.conn, &new.temp, inputs, options, lock_timeout, observer) {
+        Ok(report) => report,
+        Err(e) => {
+            new.discard();
+            return Err(e);
+        }
+    };
+    match new.publish(path)? {
+        Published::Linked => Ok(report),
+        Published::Exists(temp) => {
+            let merged = merge(&temp, path, options, lock_timeout, observer, report);
+            db::remove_with_sidecars(&temp);
+            merged
+        }
+    }
+}
+
+/// Ingests the documents of the catalog at `from` into the one at `into`: the path taken when
+/// another process created `into` while this run built its own.
+fn merge(
+    from: &Path,
+    into: &Path,
+    options: &IngestOptions,
+    lock_timeout: Duration,
+    observer: &dyn Observer,
+    first: IngestReport,
+) -> Result<IngestReport> {
+    tracing::debug!("{} was created meanwhile; merging this run into it", into.display());
+    let source = db::open(from, Access::ReadOnly, lock_timeout)?;
+    let conn = db::open(into, Access::ReadWrite, lock_timeout)?;
+    let tx = db::begin_write(&conn, into, lock_timeout)?;
+    let mut run = Run::new(&tx, options, observer)?;
+    let location = Location::file("(this run's input)");
+    let mut stmt = source
+        .prepare("SELECT content FROM collections WHERE content IS NOT NULL ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let value = serde_json::from_str(&row.get::<_, String>(0)?).map_err(stored_json)?;
+        let doc = document::normalize(value, location.clone());
+        // A collection --create-collections built is built again here if still missing.
+        if let Ok(Doc::Collection(c)) = &doc
+            && first.synthesized.contains(&c.id)
+        {
+            continue;
+        }
+        run.apply(Parsed { walked: false, doc })?;
+    }
+    let mut stmt = source.prepare("SELECT collection, content FROM items ORDER BY fid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let value = serde_json::from_str(&row.get::<_, String>(1)?).map_err(stored_json)?;
+        let mut doc = document::normalize(value, location.clone());
+        if let Ok(Doc::Item(item)) = &mut doc {
+            // Keep the collection the run gave it (it may have come from --collection).
+            item.collection = Some(row.get(0)?);
+        }
+        run.apply(Parsed { walked: false, doc })?;
+    }
+    let mut report = run.finish()?;
+    tx.commit()?;
+    report.failed += first.failed;
+    let mut errors = first.errors;
+    errors.append(&mut report.errors);
+    report.errors = errors;
+    report.files = first.files;
+    report.bytes = first.bytes;
+    report.elapsed = first.elapsed;
+    Ok(report)
+}
+
+fn stored_json(e: serde_json::Error) -> crate::Error {
+    crate::Error::InvalidArgument(format!("a stored document is not valid JSON ({e})"))
+}
+
 fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
     let walked = unit.walked;
     let wrap = |doc| Parsed { walked, doc };
@@ -182,6 +279,12 @@ fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
             return vec![wrap(Err(error))];
         }
     };
+    // An NDJSON line holding one valid item takes the fast path, which stores the line itself.
+    if unit.location.line.is_some()
+        && let Some(item) = document::fast_item(&text, &unit.location)
+    {
+        return vec![wrap(Ok(Doc::Item(Box::new(item))))];
+    }
     match serde_json::from_slice(&text) {
         Ok(value) => document::documents(value, &unit.location).into_iter().map(wrap).collect(),
         Err(e) => {
@@ -299,6 +402,7 @@ impl<'a> Run<'a> {
             if self.options.create_collections {
                 self.writer.create_collection_from_items(&pending.collection)?;
                 self.report.collections_created += 1;
+                self.report.synthesized.push(pending.collection);
                 continue;
             }
             let items = self.writer.discard_pending(&pending.collection)?;
