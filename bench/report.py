@@ -23,6 +23,7 @@ PASSES = {
     "parse-par": "gunzip on 1 thread, parse on all cores (rayon)",
     "normalize-par": "parse + `stacdb::document::documents`, all cores (ingest minus SQLite)",
     "ingest": "**`stacdb ingest`** into a fresh file (collections.json + the set)",
+    "ingest-existing": "`stacdb ingest` into an existing empty catalog (`stacdb init` first, untimed): the WAL path every later ingest takes",
 }
 SETS = {
     "naip": "naip: 10,000 real NAIP items (`naip.ndjson.gz`)",
