@@ -100,8 +100,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Where a document came from: a file (or standard input) and a position in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// The file path as given, or `<stdin>`.
-    pub source: String,
+    /// The file path as given, or `<stdin>`; shared by every document of the file.
+    pub source: std::sync::Arc<str>,
     /// 1-based line number: the NDJSON line, or the line of a JSON syntax error.
     pub line: Option<u64>,
     /// A JSON pointer to the document inside a larger one, e.g. `/features/3`.
@@ -110,7 +110,7 @@ pub struct Location {
 
 impl Location {
     /// A location for a whole file.
-    pub fn file(source: impl Into<String>) -> Location {
+    pub fn file(source: impl Into<std::sync::Arc<str>>) -> Location {
         Location { source: source.into(), line: None, pointer: None }
     }
 }

@@ -250,6 +250,11 @@ impl QueryableStats {
 /// Writes items and collections inside a transaction the caller holds.
 pub struct Writer<'c> {
     conn: &'c Connection,
+    /// The statements every inserted item runs, prepared once: looking them up in the
+    /// statement cache hashed their SQL text three times per item.
+    insert_item: rusqlite::Statement<'c>,
+    insert_rtree: rusqlite::Statement<'c>,
+    insert_fts: rusqlite::Statement<'c>,
     now: i64,
     collections: HashMap<String, CollectionState>,
     queryables: HashMap<String, HashMap<String, QueryableStats>>,
@@ -280,6 +285,19 @@ impl<'c> Writer<'c> {
             conn.query_row("SELECT coalesce(max(fid), 0) FROM items", [], |r| r.get(0))?;
         Ok(Writer {
             conn,
+            insert_item: conn.prepare(
+                "INSERT INTO items (collection, id, datetime_start, datetime_end, minx, miny,
+                                    maxx, maxy, geometry, content)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            insert_rtree: conn.prepare(
+                "INSERT INTO rtree_items_geometry (id, minx, maxx, miny, maxy)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            insert_fts: conn.prepare(
+                "INSERT INTO items_fts (rowid, id, title, description, keywords)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
             now,
             collections,
             queryables: HashMap::new(),
@@ -360,20 +378,7 @@ impl<'c> Writer<'c> {
             self.stats_remove(collection, old.bbox, old.start, old.end)?;
             old.fid
         } else {
-            let sql = match mode {
-                Mode::Ignore => {
-                    "INSERT INTO items (collection, id, datetime_start, datetime_end, minx, miny,
-                                        maxx, maxy, geometry, content)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (collection, id) DO NOTHING"
-                }
-                Mode::Insert | Mode::Upsert => {
-                    "INSERT INTO items (collection, id, datetime_start, datetime_end, minx, miny,
-                                        maxx, maxy, geometry, content)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                }
-            };
-            let inserted = self.conn.prepare_cached(sql)?.execute(params![
+            let values = params![
                 collection,
                 item.id,
                 item.start,
@@ -384,7 +389,19 @@ impl<'c> Writer<'c> {
                 b.map(|b| b[3]),
                 item.geometry,
                 item.content
-            ]);
+            ];
+            let inserted = match mode {
+                Mode::Ignore => self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO items (collection, id, datetime_start, datetime_end, minx,
+                                            miny, maxx, maxy, geometry, content)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (collection, id) DO NOTHING",
+                    )?
+                    .execute(values),
+                Mode::Insert | Mode::Upsert => self.insert_item.execute(values),
+            };
             match inserted {
                 Ok(0) => return Ok(Ok(Outcome::Skipped)),
                 Ok(_) => {}
@@ -400,25 +417,15 @@ impl<'c> Writer<'c> {
             self.conn.last_insert_rowid()
         };
         if let Some(r) = item.index_box {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO rtree_items_geometry (id, minx, maxx, miny, maxy)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![fid, r[0], r[2], r[1], r[3]])?;
+            self.insert_rtree.execute(params![fid, r[0], r[2], r[1], r[3]])?;
         }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO items_fts (rowid, id, title, description, keywords)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                fid,
-                item.id,
-                item.text.title,
-                item.text.description,
-                item.text.keywords
-            ])?;
+        self.insert_fts.execute(params![
+            fid,
+            item.id,
+            item.text.title,
+            item.text.description,
+            item.text.keywords
+        ])?;
         let outcome = if replaced { Outcome::Updated } else { Outcome::Inserted };
         // Inserts are logged by `finish`, and so is any later update of a row new in this run.
         if replaced && fid <= self.start_fid {

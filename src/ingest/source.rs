@@ -177,7 +177,7 @@ pub fn read_all(
 
 /// Reads one source. Returns false when `push` asked to stop.
 fn read_source(source: &Source, counter: &ByteCounter, push: &mut dyn FnMut(Unit) -> bool) -> bool {
-    let location = |line| Location { source: source.label.to_string(), line, pointer: None };
+    let location = |line| Location { source: source.label.clone(), line, pointer: None };
     let unreadable = |line, e: io::Error| Unit {
         location: location(line),
         line_offset: 0,
