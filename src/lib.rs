@@ -122,15 +122,6 @@ impl Catalog {
         &self.conn
     }
 
-    /// True when the catalog has never held a collection or an item.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.conn.query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM collections) AND NOT EXISTS (SELECT 1 FROM changes)",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
     /// The root catalog's metadata.
     pub fn metadata(&self) -> Result<CatalogMeta> {
         Ok(self.conn.query_row("SELECT id, title, description FROM catalog", [], |r| {

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Barrier;
@@ -52,22 +51,6 @@ fn assert_clean(label: &str, out: &Output) {
     );
 }
 
-/// The NDJSON lines of a gzipped file, exactly as stored (no re-serialisation).
-fn gz_lines(path: &Path, limit: usize) -> Vec<String> {
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
-        .read_to_string(&mut text)
-        .expect("gunzip");
-    text.lines().filter(|l| !l.trim().is_empty()).take(limit).map(str::to_owned).collect()
-}
-
-fn write_ndjson(path: &Path, lines: &[String]) -> PathBuf {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).expect("write chunk");
-    path.to_path_buf()
-}
-
 fn id_of(line: &str) -> String {
     let value: Value = serde_json::from_str(line).expect("json line");
     value["id"].as_str().expect("item id").to_owned()
@@ -103,7 +86,7 @@ fn writers_and_a_reader_share_one_file() {
     let collections = common::data_file(&data, "bench/stac-fastapi-geoparquet/collections.json");
     let mixer_items = MIXER_ROUNDS * ITEMS_PER_RUN;
     let needed = ANCHORS + WRITERS * RUNS_PER_WRITER * ITEMS_PER_RUN + SHARED + mixer_items;
-    let lines = gz_lines(&naip, needed);
+    let lines = common::gz_lines(&naip, needed);
     assert_eq!(lines.len(), needed, "naip.ndjson.gz has fewer items than the test needs");
 
     let dir = tempfile::tempdir().unwrap();
@@ -114,15 +97,15 @@ fn writers_and_a_reader_share_one_file() {
     let (anchors, rest) = lines.split_at(ANCHORS);
     let (writer_lines, rest) = rest.split_at(WRITERS * RUNS_PER_WRITER * ITEMS_PER_RUN);
     let (shared, mixer_lines) = rest.split_at(SHARED);
-    let anchor_file = write_ndjson(&dir.path().join("anchors.ndjson"), anchors);
-    let shared_file = write_ndjson(&dir.path().join("shared.ndjson"), shared);
+    let anchor_file = common::write_ndjson(&dir.path().join("anchors.ndjson"), anchors);
+    let shared_file = common::write_ndjson(&dir.path().join("shared.ndjson"), shared);
     let writer_files: Vec<Vec<PathBuf>> = (0..WRITERS)
         .map(|w| {
             (0..RUNS_PER_WRITER)
                 .map(|r| {
                     let start = (w * RUNS_PER_WRITER + r) * ITEMS_PER_RUN;
                     let chunk = &writer_lines[start..start + ITEMS_PER_RUN];
-                    write_ndjson(&dir.path().join(format!("w{w}-r{r}.ndjson")), chunk)
+                    common::write_ndjson(&dir.path().join(format!("w{w}-r{r}.ndjson")), chunk)
                 })
                 .collect()
         })
@@ -133,7 +116,7 @@ fn writers_and_a_reader_share_one_file() {
     let mut mixer_rounds = Vec::new();
     for r in 0..MIXER_ROUNDS {
         let chunk = &mixer_lines[r * ITEMS_PER_RUN..(r + 1) * ITEMS_PER_RUN];
-        let insert = write_ndjson(&dir.path().join(format!("m{r}.ndjson")), chunk);
+        let insert = common::write_ndjson(&dir.path().join(format!("m{r}.ndjson")), chunk);
         let mut changed = Vec::new();
         let mut deleted = Vec::new();
         for (i, line) in chunk.iter().enumerate() {
@@ -148,7 +131,7 @@ fn writers_and_a_reader_share_one_file() {
                 expected.insert(id, item);
             }
         }
-        let upsert = write_ndjson(&dir.path().join(format!("m{r}-v2.ndjson")), &changed);
+        let upsert = common::write_ndjson(&dir.path().join(format!("m{r}-v2.ndjson")), &changed);
         mixer_rounds.push((insert, upsert, deleted));
     }
     for line in anchors.iter().chain(writer_lines).chain(shared) {
@@ -340,11 +323,11 @@ fn processes_race_to_create_a_new_file() {
     const ITEMS: usize = 40;
     let started = Instant::now();
     let naip = common::data_file(&data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
-    let lines = gz_lines(&naip, PROCESSES * ITEMS);
+    let lines = common::gz_lines(&naip, PROCESSES * ITEMS);
     let dir = tempfile::tempdir().unwrap();
     let chunks: Vec<PathBuf> = (0..PROCESSES)
         .map(|k| {
-            write_ndjson(
+            common::write_ndjson(
                 &dir.path().join(format!("c{k}.ndjson")),
                 &lines[k * ITEMS..(k + 1) * ITEMS],
             )

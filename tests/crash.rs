@@ -51,20 +51,6 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
-/// The NDJSON lines of a gzipped file, exactly as stored.
-fn gz_lines(path: &Path, limit: usize) -> Vec<String> {
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
-        .read_to_string(&mut text)
-        .expect("gunzip");
-    text.lines().filter(|l| !l.trim().is_empty()).take(limit).map(str::to_owned).collect()
-}
-
-fn write_ndjson(path: &Path, lines: &[String]) -> PathBuf {
-    std::fs::write(path, lines.join("\n") + "\n").expect("write chunk");
-    path.to_path_buf()
-}
-
 /// Starts the binary with its stderr captured.
 fn spawn(args: &[&str]) -> Child {
     common::bin()
@@ -150,7 +136,7 @@ fn pool(data: &Path) -> Pool {
     let naip = common::data_file(data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
     let collections = common::data_file(data, "bench/stac-fastapi-geoparquet/collections.json");
     let total = SIZES.iter().sum();
-    let lines = gz_lines(&naip, total);
+    let lines = common::gz_lines(&naip, total);
     assert_eq!(lines.len(), total);
     let dir = tempfile::tempdir().unwrap();
     let mut chunks = Vec::new();
@@ -160,7 +146,7 @@ fn pool(data: &Path) -> Pool {
     for (k, size) in SIZES.iter().enumerate() {
         let part = &lines[start..start + size];
         start += size;
-        chunks.push(write_ndjson(&dir.path().join(format!("chunk-{k:02}.ndjson")), part));
+        chunks.push(common::write_ndjson(&dir.path().join(format!("chunk-{k:02}.ndjson")), part));
         let part_ids: Vec<String> = part
             .iter()
             .map(|l| {
@@ -308,7 +294,8 @@ fn killed_while_creating_the_catalog() {
     let naip = common::data_file(&data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
     let collections = common::data_file(&data, "bench/stac-fastapi-geoparquet/collections.json");
     let dir = tempfile::tempdir().unwrap();
-    let items = write_ndjson(&dir.path().join("items.ndjson"), &gz_lines(&naip, ITEMS));
+    let items =
+        common::write_ndjson(&dir.path().join("items.ndjson"), &common::gz_lines(&naip, ITEMS));
     let run = |cat: &Path, extra: &[&str]| {
         let mut args = vec!["ingest", p(cat), p(&collections), p(&items)];
         args.extend(extra);

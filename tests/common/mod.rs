@@ -84,3 +84,19 @@ pub fn read_documents(path: &Path) -> Vec<serde_json::Value> {
             .collect(),
     }
 }
+
+/// The first `limit` non-blank lines of a gzipped NDJSON file, exactly as stored.
+pub fn gz_lines(path: &Path, limit: usize) -> Vec<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    text.lines().filter(|l| !l.trim().is_empty()).take(limit).map(str::to_owned).collect()
+}
+
+/// Writes lines as an NDJSON file and returns its path.
+pub fn write_ndjson(path: &Path, lines: &[String]) -> PathBuf {
+    std::fs::write(path, lines.join("\n") + "\n").expect("write ndjson");
+    path.to_path_buf()
+}
