@@ -309,7 +309,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             } else if report.is_ok() {
                 writeln!(
                     out,
-                    "ok: {} items and {} collections agree with their indexes",
+                    "ok: {} item(s) and {} collection(s) agree with their indexes",
                     report.items_checked, report.collections_checked
                 )?;
             } else {

@@ -227,7 +227,7 @@ fn stacdb_check_upgrades_v1() {
     let out = common::stacdb_ok(["check", path.to_str().unwrap()]);
     assert_eq!(
         out.trim(),
-        format!("ok: {V1_ITEMS} items and 2 collections agree with their indexes")
+        format!("ok: {V1_ITEMS} item(s) and 2 collection(s) agree with their indexes")
     );
     assert_eq!(user_version(&path), 2);
     let info: Value =
