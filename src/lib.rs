@@ -31,6 +31,7 @@ mod error;
 pub mod geometry;
 mod info;
 pub mod ingest;
+pub mod search;
 pub mod store;
 
 use std::collections::BTreeMap;
