@@ -63,7 +63,7 @@ def main() -> None:
     w(f"* {meta['rustc']}; bundled SQLite {meta['sqlite']}; release profile")
     w(f"* {meta['runs']} runs of each pass, round-robin; each ingest into a fresh file. "
       "Times are wall-clock seconds around the whole process (`date +%s.%N`), so they include "
-      "start-up, schema creation, the commit and the WAL checkpoint at close.")
+      "start-up, schema creation, the commit, the fsyncs and (into an existing catalog) the WAL checkpoint at close.")
     w("* MB/s = uncompressed NDJSON bytes of the item set / wall seconds (1 MB = 10^6 bytes). "
       "items/s and MB/s are computed from the median time.")
     w(f"* On disk after an ingest exits: `{meta['on_disk_after_ingest']}` (bytes, name)")
