@@ -21,7 +21,11 @@ pub fn data_dir(test: &str) -> Option<PathBuf> {
     if std::env::var("STACDB_REQUIRE_DATA").is_ok_and(|v| v == "1") {
         panic!("{test}: shared data folder {} is missing and STACDB_REQUIRE_DATA=1", dir.display());
     }
-    eprintln!(
+    // Written to the stderr handle itself, not with eprintln!, which the test harness
+    // captures and hides for passing tests: a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "\n*** SKIPPED {test}: shared data folder {} not found (set STACDB_TEST_DATA) ***\n",
         dir.display()
     );
