@@ -307,6 +307,7 @@ impl Catalog {
     }
 }
 
-fn stored_json(e: serde_json::Error) -> Error {
+/// The error for a stored document that is not valid JSON (only a damaged file has one).
+pub(crate) fn stored_json(e: serde_json::Error) -> Error {
     Error::InvalidArgument(format!("a stored document is not valid JSON ({e}); run `stacdb check`"))
 }

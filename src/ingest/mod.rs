@@ -228,7 +228,7 @@ fn merge(
         .prepare("SELECT content FROM collections WHERE content IS NOT NULL ORDER BY rowid")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let value = serde_json::from_str(&row.get::<_, String>(0)?).map_err(stored_json)?;
+        let value = serde_json::from_str(&row.get::<_, String>(0)?).map_err(crate::stored_json)?;
         let doc = document::normalize(value, location.clone());
         // A collection --create-collections built is built again here if still missing.
         if let Ok(Doc::Collection(c)) = &doc
@@ -241,7 +241,7 @@ fn merge(
     let mut stmt = source.prepare("SELECT collection, content FROM items ORDER BY fid")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let value = serde_json::from_str(&row.get::<_, String>(1)?).map_err(stored_json)?;
+        let value = serde_json::from_str(&row.get::<_, String>(1)?).map_err(crate::stored_json)?;
         let mut doc = document::normalize(value, location.clone());
         if let Ok(Doc::Item(item)) = &mut doc {
             // Keep the collection the run gave it (it may have come from --collection).
@@ -259,10 +259,6 @@ fn merge(
     report.bytes = first.bytes;
     report.elapsed = first.elapsed;
     Ok(report)
-}
-
-fn stored_json(e: serde_json::Error) -> crate::Error {
-    crate::Error::InvalidArgument(format!("a stored document is not valid JSON ({e})"))
 }
 
 fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
