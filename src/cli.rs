@@ -58,6 +58,10 @@ enum Command {
     Info(InfoArgs),
     /// Verify the file and that its indexes and stats agree with its items.
     Check(CheckArgs),
+    /// Search items: bbox, intersects, datetime, CQL2 filter, free text, sort, fields.
+    Search(SearchArgs),
+    /// Print the exact number of items a search matches.
+    Count(CountArgs),
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +213,120 @@ struct CheckArgs {
     json: bool,
 }
 
+/// What to search for: the STAC API item-search parameters.
+#[derive(Debug, Args)]
+struct SearchFilters {
+    /// Only items intersecting this box: MINX,MINY,MAXX,MAXY in degrees (or 6 numbers with
+    /// elevations). MINX > MAXX crosses the antimeridian.
+    #[arg(long, value_name = "MINX,MINY,MAXX,MAXY", allow_hyphen_values = true)]
+    bbox: Option<String>,
+    /// Only items whose geometry intersects this GeoJSON geometry (given inline, or @FILE).
+    /// The test is exact, on the geometries, not on their boxes.
+    #[arg(long, value_name = "GEOJSON|@FILE")]
+    intersects: Option<String>,
+    /// Only items whose time overlaps this instant or interval: 2021-06-01T00:00:00Z,
+    /// 2021-06-01T00:00:00Z/2021-07-01T00:00:00Z, or an open interval such as
+    /// 2021-06-01T00:00:00Z/.. (or with an empty side).
+    #[arg(long, value_name = "DATETIME[/DATETIME]")]
+    datetime: Option<String>,
+    /// Only items of these collections (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    collections: Vec<String>,
+    /// Only items with these ids (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    ids: Vec<String>,
+    /// Free text in id, title, description and keywords: terms (any of them), "quoted
+    /// phrases", AND, OR, NOT, +required, -excluded, parentheses.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    q: Option<String>,
+    /// A CQL2 filter (given inline, or @FILE), such as "eo:cloud_cover < 10 AND
+    /// S_INTERSECTS(geometry, POINT(1 2))".
+    #[arg(long, value_name = "CQL2|@FILE", allow_hyphen_values = true)]
+    filter: Option<String>,
+    /// The language of --filter (by default: cql2-json when it starts with '{', else
+    /// cql2-text).
+    #[arg(long, value_enum, value_name = "LANG")]
+    filter_lang: Option<FilterLang>,
+    /// A STACQL query object (given inline, or @FILE), such as
+    /// '{"eo:cloud_cover": {"lt": 10}}'.
+    #[arg(long, value_name = "JSON|@FILE")]
+    query: Option<String>,
+    /// Give up when the search runs longer than this.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FilterLang {
+    #[value(name = "cql2-text")]
+    Cql2Text,
+    #[value(name = "cql2-json")]
+    Cql2Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One item per line: every matching item, across all pages.
+    Ndjson,
+    /// One page as an ItemCollection, with numberMatched and the next page's token.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Search items, as the STAC API item search does.\n\n\
+        Filters combine with AND. With --format ndjson (the default) every matching item is \
+        written, one per line, in order; with --format json one page is written as an \
+        ItemCollection with numberMatched, numberReturned and, when there are more items, a \
+        `next` token to pass to --next. The catalog is opened read-only.",
+    after_help = "Examples:\n  \
+        stacdb search archive.stacdb --bbox 5.9,45.8,10.5,47.8 --datetime 2021-01-01T00:00:00Z/..\n  \
+        stacdb search archive.stacdb --filter \"eo:cloud_cover < 10\" --sortby -eo:cloud_cover --max-items 5\n  \
+        stacdb search archive.stacdb --q 'flood AND (river OR coast)' --fields id,properties.datetime\n  \
+        stacdb search archive.stacdb --collections naip --format json --limit 100 --next TOKEN\n\n\
+        Exit codes:\n  0  success (also when the output pipe closes early)\n  1  failure\n  \
+        2  usage error, or a search parameter that is not valid"
+)]
+struct SearchArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    #[command(flatten)]
+    filters: SearchFilters,
+    /// The order: comma-separated fields, each with an optional + (ascending, the default)
+    /// or - (descending) prefix. Default: -datetime,-id (newest first).
+    #[arg(long, value_name = "[+|-]FIELD,...", allow_hyphen_values = true)]
+    sortby: Option<String>,
+    /// Fields to return, comma-separated: a name includes it, -name excludes it (dotted
+    /// paths such as properties.datetime or assets.B01.href).
+    #[arg(long, value_name = "[+|-]FIELD,...", allow_hyphen_values = true)]
+    fields: Option<String>,
+    /// Items per page with --format json (default 10).
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Stop after N items (ndjson), or make the json page N items long.
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    max_items: Option<u64>,
+    /// Every matching item (the default for ndjson; one page of all of them for json).
+    #[arg(long)]
+    all: bool,
+    /// The output format.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: Format,
+    /// Start after the page this token (from a json page's `next`) continues.
+    #[arg(long, value_name = "TOKEN")]
+    next: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  \
+    stacdb count archive.stacdb --bbox 5.9,45.8,10.5,47.8 --datetime 2021-01-01T00:00:00Z/..")]
+struct CountArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    #[command(flatten)]
+    filters: SearchFilters,
+}
+
 /// Parses the process's arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
     init_logging();
@@ -231,6 +349,10 @@ where
     match execute(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if is_bad_search(&e) => {
+            eprintln!("stacdb: error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("stacdb: error: {e:#}");
             ExitCode::FAILURE
@@ -253,6 +375,169 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// A search the client must change (not a failure of the catalog or of the time limit).
+fn is_bad_search(e: &anyhow::Error) -> bool {
+    use crate::search::SearchError;
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::Error>(),
+            Some(crate::Error::Search(s)) if !matches!(s, SearchError::Timeout(_))
+        ) || matches!(
+            cause.downcast_ref::<SearchError>(),
+            Some(s) if !matches!(s, SearchError::Timeout(_))
+        ) || cause.downcast_ref::<UsageError>().is_some()
+    })
+}
+
+/// A command-line value that is not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+/// Reads an argument that may be `@FILE`.
+fn inline_or_file(name: &str, value: &str) -> anyhow::Result<String> {
+    match value.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| UsageError(format!("--{name} @{file}: {e}")).into()),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// The search body (as a STAC API client would POST it) that the command-line options say.
+fn search_body(filters: &SearchFilters) -> anyhow::Result<serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut body = serde_json::Map::new();
+    if let Some(bbox) = &filters.bbox {
+        let numbers: Result<Vec<f64>, _> =
+            bbox.split(',').map(|v| v.trim().parse::<f64>()).collect();
+        let numbers = numbers.map_err(|_| {
+            UsageError(format!("--bbox '{bbox}': expected 4 or 6 comma-separated numbers"))
+        })?;
+        body.insert("bbox".into(), json!(numbers));
+    }
+    let parse_json = |name: &str, text: &str| -> anyhow::Result<Value> {
+        serde_json::from_str(text)
+            .map_err(|e| UsageError(format!("--{name}: not valid JSON: {e}")).into())
+    };
+    if let Some(intersects) = &filters.intersects {
+        let text = inline_or_file("intersects", intersects)?;
+        body.insert("intersects".into(), parse_json("intersects", &text)?);
+    }
+    if let Some(datetime) = &filters.datetime {
+        body.insert("datetime".into(), json!(datetime));
+    }
+    if !filters.collections.is_empty() {
+        body.insert("collections".into(), json!(filters.collections));
+    }
+    if !filters.ids.is_empty() {
+        body.insert("ids".into(), json!(filters.ids));
+    }
+    if let Some(q) = &filters.q {
+        body.insert("q".into(), json!(q));
+    }
+    if let Some(filter) = &filters.filter {
+        let text = inline_or_file("filter", filter)?;
+        let json_lang = match filters.filter_lang {
+            Some(FilterLang::Cql2Json) => true,
+            Some(FilterLang::Cql2Text) => false,
+            None => text.trim_start().starts_with('{'),
+        };
+        if json_lang {
+            body.insert("filter".into(), parse_json("filter", &text)?);
+            body.insert("filter-lang".into(), json!("cql2-json"));
+        } else {
+            body.insert("filter".into(), json!(text));
+            body.insert("filter-lang".into(), json!("cql2-text"));
+        }
+    }
+    if let Some(query) = &filters.query {
+        let text = inline_or_file("query", query)?;
+        body.insert("query".into(), parse_json("query", &text)?);
+    }
+    Ok(Value::Object(body))
+}
+
+fn search_options(filters: &SearchFilters) -> anyhow::Result<crate::search::SearchOptions> {
+    let timeout = match filters.timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(
+                UsageError(format!("--timeout {s}: must be a positive number of seconds")).into()
+            );
+        }
+    };
+    Ok(crate::search::SearchOptions { timeout, max_limit: u64::MAX, ..Default::default() })
+}
+
+fn search(args: SearchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    let mut body = search_body(&args.filters)?;
+    if let Some(sortby) = &args.sortby {
+        let keys: Vec<_> = sortby
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                let k = k.trim();
+                match k.strip_prefix('-') {
+                    Some(field) => json!({"field": field, "direction": "desc"}),
+                    None => json!({"field": k.strip_prefix('+').unwrap_or(k), "direction": "asc"}),
+                }
+            })
+            .collect();
+        body["sortby"] = json!(keys);
+    }
+    if let Some(fields) = &args.fields {
+        body["fields"] =
+            json!(fields.split(',').map(str::trim).filter(|f| !f.is_empty()).collect::<Vec<_>>());
+    }
+    if let Some(next) = &args.next {
+        body["token"] = json!(next);
+    }
+    let limit = match (args.format, args.max_items, args.all) {
+        (Format::Json, Some(n), _) => Some(n),
+        (Format::Json, None, true) => Some(u64::MAX),
+        (Format::Json, None, false) => args.limit,
+        (Format::Ndjson, _, _) => None,
+    };
+    if let Some(limit) = limit {
+        body["limit"] = json!(limit);
+    }
+    let request = crate::search::Request::from_json(&body)?;
+    let options = search_options(&args.filters)?;
+    let catalog = Catalog::open_read_only(&args.catalog)?;
+    match args.format {
+        Format::Ndjson => {
+            catalog.search_each(&request, &options, args.max_items, |item| {
+                out.write_all(item.as_bytes())?;
+                out.write_all(b"\n")?;
+                Ok(true)
+            })?;
+            out.flush()?;
+        }
+        Format::Json => {
+            let page = catalog.search(&request, &options)?;
+            let features: Vec<&serde_json::value::RawValue> = page
+                .items
+                .iter()
+                .map(|item| serde_json::from_str(item))
+                .collect::<Result<_, _>>()?;
+            let mut collection = json!({
+                "type": "FeatureCollection",
+                "features": features,
+                "numberMatched": page.number_matched,
+                "numberReturned": page.items.len(),
+            });
+            if let Some(next) = page.next {
+                collection["next"] = json!(next);
+            }
+            serde_json::to_writer_pretty(&mut *out, &collection)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cli.command {
@@ -268,6 +553,13 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out, "{verb} {} (catalog id '{}')", args.catalog.display(), meta.id)?;
         }
         Command::Ingest(args) => return ingest(args, &mut out),
+        Command::Search(args) => return search(args, &mut out),
+        Command::Count(args) => {
+            let request = crate::search::Request::from_json(&search_body(&args.filters)?)?;
+            let options = search_options(&args.filters)?;
+            let n = Catalog::open_read_only(&args.catalog)?.count(&request, &options)?;
+            writeln!(out, "{n}")?;
+        }
         Command::Get(args) => {
             let catalog = Catalog::open(&args.catalog)?;
             let value = match (&args.item, args.as_ingested) {

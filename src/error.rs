@@ -82,6 +82,9 @@ pub enum Error {
     /// An argument given to a library function is unusable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A search the catalog cannot run as asked (see [`crate::search::SearchError`]).
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
 
     /// The run was interrupted (for example by a signal) and rolled back.
     #[error("interrupted; nothing was changed")]

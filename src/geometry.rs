@@ -73,6 +73,17 @@ pub fn from_blob(blob: &[u8]) -> Result<geo::Geometry<f64>, String> {
     Ok(geo_traits::to_geo::ToGeoGeometry::to_geometry(&wkb))
 }
 
+/// The 2-D envelope written in a GeoPackage blob's header, without reading its WKB; `None`
+/// when the blob has no envelope (empty geometries) or is not a blob stacdb wrote.
+pub fn envelope(blob: &[u8]) -> Option<geo::Rect<f64>> {
+    if blob.len() < 40 || &blob[..2] != b"GP" || blob[3] & 1 != 1 || (blob[3] >> 1) & 0b111 == 0 {
+        return None;
+    }
+    let f = |n: usize| f64::from_le_bytes(blob[8 + 8 * n..16 + 8 * n].try_into().unwrap_or([0; 8]));
+    let [minx, maxx, miny, maxy] = [f(0), f(1), f(2), f(3)];
+    Some(geo::Rect::new(geo::coord! { x: minx, y: miny }, geo::coord! { x: maxx, y: maxy }))
+}
+
 /// The length of a GeoPackage blob's header, checked.
 fn header_len(blob: &[u8]) -> Result<usize, String> {
     if blob.len() < 8 || &blob[..2] != b"GP" {

@@ -289,6 +289,45 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One page of a search: up to `limit` items after the request's token, the exact number
+    /// of items matched, and the next page's token.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("c.stacdb");
+    /// let catalog = stacdb::Catalog::create(&path).unwrap();
+    /// let request = stacdb::search::Request::from_json(&serde_json::json!({
+    ///     "bbox": [170, -20, -170, -10], "datetime": "2020-01-01T00:00:00Z/..", "limit": 5
+    /// })).unwrap();
+    /// let page = catalog.search(&request, &Default::default()).unwrap();
+    /// assert_eq!(page.number_matched, 0);
+    /// ```
+    pub fn search(
+        &self,
+        request: &search::Request,
+        options: &search::SearchOptions,
+    ) -> Result<search::Page> {
+        search::engine::page(&self.conn, request, options)
+    }
+
+    /// The exact number of items a search matches.
+    pub fn count(&self, request: &search::Request, options: &search::SearchOptions) -> Result<u64> {
+        search::engine::count(&self.conn, request, options)
+    }
+
+    /// Every item a search matches after the request's token, in order, across all pages, at
+    /// most `max_items`, each as JSON text shaped by `fields`. `each` returns `Ok(false)` to
+    /// stop. Returns how many items were given. The whole walk sees one snapshot of the file.
+    pub fn search_each(
+        &self,
+        request: &search::Request,
+        options: &search::SearchOptions,
+        max_items: Option<u64>,
+        each: impl FnMut(&str) -> std::io::Result<bool>,
+    ) -> Result<u64> {
+        search::engine::each(&self.conn, request, options, max_items, each)
+    }
+
     /// The change log after position `after`, oldest first, at most `limit` entries.
     pub fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
         let mut stmt = self.conn.prepare_cached(

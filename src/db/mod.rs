@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("001_initial", include_str!("../../schema/001_initial.sql")),
     ("002_geopackage", include_str!("../../schema/002_geopackage.sql")),
+    ("003_search", include_str!("../../schema/003_search.sql")),
 ];
 
 /// The page size of new catalog files.
@@ -74,6 +75,7 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
         }
     })?;
     migrate(&conn, path, catalog_id(path), access, lock_timeout)?;
+    crate::search::register_functions(&conn)?;
     Ok(conn)
 }
 
@@ -333,6 +335,9 @@ fn migrate(
     if version == 0 {
         tx.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [id])?;
     }
+    let secret = crate::search::token::generate_secret()
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    tx.execute("UPDATE catalog SET token_secret = ?1 WHERE token_secret IS NULL", [&secret[..]])?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -440,6 +445,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_the_files() {
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 }

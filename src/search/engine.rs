@@ -1,0 +1,525 @@
+//! Plans a [`Request`] into one SQL statement and runs it.
+//!
+//! # The statement
+//!
+//! ```text
+//! SELECT i.fid, i.content, <sort keys> FROM items i
+//! WHERE <collections> AND <ids> AND <time> AND <space> AND <q> AND <filter> AND <query>
+//!   AND <after the token's row>
+//! ORDER BY <sort keys>, i.fid LIMIT <limit + 1>
+//! ```
+//!
+//! Each part uses an index: `collections` and `ids` the unique (collection, id) index; time
+//! a range on `datetime_start` (`items_datetime_id`), bounded below by the query's start
+//! minus the longest item span (read from `items_time_span`); space the R-tree (its
+//! candidates, then the exact predicate on the stored geometry); `q` the FTS5 index. SQLite's
+//! planner, with the statistics `ANALYZE` gathers, picks the most selective to lead with. The
+//! default order (newest first, then id, then fid) is a backward scan of `items_datetime_id`,
+//! so a search without a filter stops after `limit` rows.
+//!
+//! Every value is a bound parameter. The statement runs under the caller's time limit,
+//! enforced by SQLite's progress handler.
+//!
+//! # Paging
+//!
+//! A page of `limit` items is read with `limit + 1` rows; when the extra row exists there is a
+//! next page, and its token holds the sort key values and fid of the page's last row. The
+//! next page's statement adds "strictly after that row in the order". Rows inserted or
+//! deleted between pages move nothing: an item present throughout is on exactly one page.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, ErrorCode};
+use serde_json::{Map, Value};
+
+use super::cql2sql::{self, SqlFilter};
+use super::request::{Filter, Request, SortKey};
+use super::token::{self, PageToken};
+use super::{SearchError, freetext, stacql};
+use crate::{Result, geometry};
+
+/// Limits a search runs under.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// The page size when the request names none.
+    pub default_limit: u64,
+    /// The largest page; a larger requested limit is lowered to it, as OGC API Features asks.
+    pub max_limit: u64,
+    /// How long one statement may run; `None` for no limit.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions { default_limit: 10, max_limit: 10_000, timeout: None }
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The items, as compact JSON text, shaped by `fields`.
+    pub items: Vec<String>,
+    /// How many items match the whole search (exact).
+    pub number_matched: u64,
+    /// The token of the next page, when there is one.
+    pub next: Option<String>,
+}
+
+/// A search made into SQL.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The conditions, ANDed, with their parameters.
+    filter: SqlFilter,
+    /// The order, each key as SQL and direction.
+    order: Vec<(String, bool)>,
+    /// Parameters of the order expressions (they appear in the SELECT list and ORDER BY).
+    order_params: Vec<SqlValue>,
+    /// Whether each order expression can be NULL (JSON properties can).
+    nullable: Vec<bool>,
+    fingerprint: token::Fingerprint,
+    request: Request,
+}
+
+/// The order used when the request gives none: newest first, then by id (as pgstac does).
+fn default_order() -> Vec<SortKey> {
+    vec![
+        SortKey { field: "datetime".into(), descending: true },
+        SortKey { field: "id".into(), descending: true },
+    ]
+}
+
+impl Plan {
+    pub(crate) fn new(conn: &Connection, request: &Request) -> Result<Plan> {
+        let mut parts: Vec<SqlFilter> = Vec::new();
+        let mut push = |sql: String, params: Vec<SqlValue>| parts.push(SqlFilter { sql, params });
+
+        if !request.collections.is_empty() {
+            push(
+                "i.collection IN (SELECT value FROM json_each(?))".into(),
+                vec![SqlValue::Text(Value::from(request.collections.clone()).to_string())],
+            );
+        }
+        if !request.ids.is_empty() {
+            push(
+                "i.id IN (SELECT value FROM json_each(?))".into(),
+                vec![SqlValue::Text(Value::from(request.ids.clone()).to_string())],
+            );
+        }
+        if let Some((start, end)) = request.datetime {
+            if let Some(end) = end {
+                push("i.datetime_start <= ?".into(), vec![SqlValue::Integer(end)]);
+            }
+            if let Some(start) = start {
+                let span: i64 = conn
+                    .query_row("SELECT max(datetime_end - datetime_start) FROM items", [], |r| {
+                        r.get::<_, Option<i64>>(0)
+                    })?
+                    .unwrap_or(0);
+                push(
+                    "i.datetime_end >= ? AND i.datetime_start >= ?".into(),
+                    vec![SqlValue::Integer(start), SqlValue::Integer(start.saturating_sub(span))],
+                );
+            }
+        }
+        if let Some(boxes) = &request.bbox {
+            let coordinates: Vec<Value> = boxes
+                .iter()
+                .map(|[x0, y0, x1, y1]| {
+                    serde_json::json!([[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]])
+                })
+                .collect();
+            let geometry = serde_json::json!({"type": "MultiPolygon", "coordinates": coordinates});
+            let footprint = geometry::footprint(&geometry)
+                .map_err(|e| SearchError::Parameter { name: "bbox", message: e })?;
+            let (sql, params) = spatial(boxes, footprint.blob);
+            push(sql, params);
+        }
+        if let Some(geometry) = &request.intersects {
+            let footprint = geometry::footprint(geometry).map_err(|e| SearchError::Parameter {
+                name: "intersects",
+                message: format!("not a GeoJSON geometry: {e}"),
+            })?;
+            let Some(bounds) = footprint.bounds else {
+                // An empty geometry intersects nothing.
+                push("0".into(), Vec::new());
+                return Plan::finish(parts, request);
+            };
+            let boxes = [geometry::globe_box(bounds)];
+            let (sql, params) = spatial(&boxes, footprint.blob);
+            push(sql, params);
+        }
+        if let Some(q) = &request.q {
+            let expression = freetext::to_fts5(q).map_err(SearchError::FreeText)?;
+            push(
+                "i.fid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)".into(),
+                vec![SqlValue::Text(expression)],
+            );
+        }
+        if let Some(filter) = &request.filter {
+            let expr = match filter {
+                Filter::Text(text) => cql2sql::parse_text(text),
+                Filter::Json(json) => cql2sql::parse_json(&json.to_string()),
+            }
+            .map_err(SearchError::Filter)?;
+            let SqlFilter { sql, params } =
+                cql2sql::translate(&expr).map_err(SearchError::Filter)?;
+            push(format!("({sql})"), params);
+        }
+        if let Some(query) = &request.query {
+            let SqlFilter { sql, params } = stacql::translate(query)?;
+            push(format!("({sql})"), params);
+        }
+        Plan::finish(parts, request)
+    }
+
+    fn finish(parts: Vec<SqlFilter>, request: &Request) -> Result<Plan> {
+        let mut filter = SqlFilter { sql: String::new(), params: Vec::new() };
+        for part in parts {
+            if !filter.sql.is_empty() {
+                filter.sql.push_str(" AND ");
+            }
+            filter.sql.push_str(&part.sql);
+            filter.params.extend(part.params);
+        }
+        if filter.sql.is_empty() {
+            filter.sql.push('1');
+        }
+        let keys = if request.sortby.is_empty() { default_order() } else { request.sortby.clone() };
+        let mut order = Vec::new();
+        let mut order_params = Vec::new();
+        let mut nullable = Vec::new();
+        for key in &keys {
+            let column = match key.field.as_str() {
+                "datetime" | "start_datetime" => Some("i.datetime_start"),
+                "end_datetime" => Some("i.datetime_end"),
+                "id" => Some("i.id"),
+                "collection" => Some("i.collection"),
+                _ => None,
+            };
+            match column {
+                Some(column) => {
+                    order.push((column.to_string(), key.descending));
+                    nullable.push(false);
+                }
+                None => {
+                    if key.field == "geometry" || key.field.contains(['"', '\0']) {
+                        return Err(SearchError::Parameter {
+                            name: "sortby",
+                            message: format!("cannot sort by '{}'", key.field),
+                        }
+                        .into());
+                    }
+                    order.push(("json_extract(i.content, ?)".to_string(), key.descending));
+                    order_params.push(SqlValue::Text(format!("$.properties.\"{}\"", key.field)));
+                    nullable.push(true);
+                }
+            }
+        }
+        let mut identity = request.identity();
+        identity["sortby"] = keys
+            .iter()
+            .map(|k| serde_json::json!([k.field, k.descending]))
+            .collect::<Vec<_>>()
+            .into();
+        Ok(Plan {
+            filter,
+            order,
+            order_params,
+            nullable,
+            fingerprint: token::fingerprint(&identity),
+            request: request.clone(),
+        })
+    }
+
+    /// `SELECT count(*)` of the matching items.
+    fn count_sql(&self) -> (String, Vec<SqlValue>) {
+        (
+            format!("SELECT count(*) FROM items i WHERE {}", self.filter.sql),
+            self.filter.params.clone(),
+        )
+    }
+
+    /// The page statement: rows after `after` (when given), in order, at most `limit`.
+    fn page_sql(
+        &self,
+        after: Option<&PageToken>,
+        limit: Option<u64>,
+    ) -> Result<(String, Vec<SqlValue>)> {
+        let mut params: Vec<SqlValue> = Vec::new();
+        let mut select = String::from("SELECT i.fid, i.content");
+        let mut key_params = self.order_params.iter();
+        // Each JSON order expression has one parameter; it is bound again wherever the
+        // expression is repeated.
+        let mut exprs: Vec<(String, Option<SqlValue>)> = Vec::new();
+        for (sql, _) in &self.order {
+            let param = sql.contains('?').then(|| key_params.next().cloned()).flatten();
+            exprs.push((sql.clone(), param));
+        }
+        for (sql, param) in &exprs {
+            select.push_str(", ");
+            select.push_str(sql);
+            params.extend(param.clone());
+        }
+        let mut sql = format!("{select} FROM items i WHERE {}", self.filter.sql);
+        params.extend(self.filter.params.iter().cloned());
+        if let Some(token) = after {
+            if token.sort_values.len() != exprs.len() {
+                return Err(SearchError::Token(token::TokenError::WrongSearch).into());
+            }
+            let (keyset, keyset_params) = self.keyset(&exprs, token)?;
+            sql.push_str(" AND ");
+            sql.push_str(&keyset);
+            params.extend(keyset_params);
+        }
+        sql.push_str(" ORDER BY ");
+        for (n, ((expr, param), (_, descending))) in exprs.iter().zip(&self.order).enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(expr);
+            params.extend(param.clone());
+            sql.push_str(if *descending { " DESC" } else { " ASC" });
+        }
+        let last_descending = self.order.last().is_some_and(|(_, d)| *d);
+        sql.push_str(if last_descending { ", i.fid DESC" } else { ", i.fid ASC" });
+        if let Some(limit) = limit {
+            sql.push_str(" LIMIT ?");
+            params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        }
+        Ok((sql, params))
+    }
+
+    /// "Strictly after the token's row" in the order, with NULLs first in ascending keys and
+    /// last in descending ones (SQLite's own placement).
+    fn keyset(
+        &self,
+        exprs: &[(String, Option<SqlValue>)],
+        token: &PageToken,
+    ) -> Result<(String, Vec<SqlValue>)> {
+        let values: Vec<SqlValue> = token
+            .sort_values
+            .iter()
+            .map(json_to_sql)
+            .collect::<Option<_>>()
+            .ok_or(SearchError::Token(token::TokenError::WrongSearch))?;
+        let last_descending = self.order.last().is_some_and(|(_, d)| *d);
+        let mut params = Vec::new();
+        let mut alternatives = Vec::new();
+        // Alternative j: keys before j equal, key j after.
+        for j in 0..=exprs.len() {
+            let mut terms = Vec::new();
+            for (k, (expr, param)) in exprs.iter().enumerate().take(j) {
+                terms.push(format!("{expr} IS ?"));
+                params.extend(param.clone());
+                params.push(values[k].clone());
+            }
+            if j == exprs.len() {
+                terms.push(format!("i.fid {} ?", if last_descending { "<" } else { ">" }));
+                params.push(SqlValue::Integer(token.fid));
+            } else {
+                let (expr, param) = &exprs[j];
+                let descending = self.order[j].1;
+                let value = &values[j];
+                let p = param.clone();
+                let v = value.clone();
+                let (term, term_params): (String, Vec<SqlValue>) = match (descending, value) {
+                    (false, SqlValue::Null) => {
+                        (format!("{expr} IS NOT NULL"), p.into_iter().collect())
+                    }
+                    (false, _) => (format!("{expr} > ?"), p.into_iter().chain([v]).collect()),
+                    (true, SqlValue::Null) => ("0".to_string(), Vec::new()),
+                    (true, _) if self.nullable[j] => (
+                        format!("({expr} < ? OR {expr} IS NULL)"),
+                        p.clone().into_iter().chain([v]).chain(p).collect(),
+                    ),
+                    (true, _) => (format!("{expr} < ?"), p.into_iter().chain([v]).collect()),
+                };
+                params.extend(term_params);
+                terms.push(term);
+            }
+            alternatives.push(format!("({})", terms.join(" AND ")));
+        }
+        let mut sql = format!("({})", alternatives.join(" OR "));
+        // A bound on the leading key lets SQLite range-scan its index.
+        if let (false, Some(first)) = (self.nullable[0], values.first()) {
+            let (expr, _) = &exprs[0];
+            sql = format!("{expr} {} ? AND {sql}", if self.order[0].1 { "<=" } else { ">=" });
+            params.insert(0, first.clone());
+        }
+        Ok((sql, params))
+    }
+}
+
+/// R-tree candidates of `boxes`, then the exact test against the query geometry `blob`.
+fn spatial(boxes: &[[f64; 4]], blob: Vec<u8>) -> (String, Vec<SqlValue>) {
+    let mut params = Vec::new();
+    let selects: Vec<&str> = boxes
+        .iter()
+        .map(|[x0, y0, x1, y1]| {
+            params.extend([*x1, *x0, *y1, *y0].map(SqlValue::Real));
+            "SELECT id FROM rtree_items_geometry WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?"
+        })
+        .collect();
+    params.push(SqlValue::Blob(blob));
+    (
+        format!(
+            "i.fid IN ({}) AND stacdb_search_intersects(i.geometry, ?)",
+            selects.join(" UNION ALL ")
+        ),
+        params,
+    )
+}
+
+fn json_to_sql(value: &Value) -> Option<SqlValue> {
+    Some(match value {
+        Value::Null => SqlValue::Null,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64()?),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        _ => return None,
+    })
+}
+
+fn sql_to_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(r) => {
+            serde_json::Number::from_f64(r).map(Value::Number).unwrap_or(Value::Null)
+        }
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Blob(_) => Value::Null,
+    }
+}
+
+/// Runs `f` with the progress handler enforcing `timeout`.
+fn with_deadline<T>(
+    conn: &Connection,
+    timeout: Option<Duration>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let Some(timeout) = timeout else { return f() };
+    let deadline = Instant::now() + timeout;
+    conn.progress_handler(1000, Some(move || Instant::now() > deadline));
+    let result = f();
+    conn.progress_handler(0, None::<fn() -> bool>);
+    result.map_err(|e| match e {
+        crate::Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == ErrorCode::OperationInterrupted =>
+        {
+            SearchError::Timeout(timeout).into()
+        }
+        e => e,
+    })
+}
+
+/// The catalog's token key.
+fn secret(conn: &Connection) -> Result<Vec<u8>> {
+    Ok(conn.query_row("SELECT token_secret FROM catalog", [], |r| r.get::<_, Vec<u8>>(0))?)
+}
+
+/// Counts the items that match.
+pub(crate) fn count(conn: &Connection, request: &Request, options: &SearchOptions) -> Result<u64> {
+    let plan = Plan::new(conn, request)?;
+    with_deadline(conn, options.timeout, || {
+        let (sql, params) = plan.count_sql();
+        let n: i64 =
+            conn.prepare(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        Ok(n as u64)
+    })
+}
+
+/// One page: the exact count and the next `limit` items after the request's token.
+pub(crate) fn page(conn: &Connection, request: &Request, options: &SearchOptions) -> Result<Page> {
+    let tx = conn.unchecked_transaction()?;
+    let plan = Plan::new(conn, request)?;
+    let secret = secret(conn)?;
+    let after = decode_token(&plan, &secret)?;
+    let limit = request.limit.unwrap_or(options.default_limit).clamp(1, options.max_limit.max(1));
+    let page = with_deadline(conn, options.timeout, || {
+        let (sql, params) = plan.count_sql();
+        let matched: i64 =
+            conn.prepare(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        let (sql, params) = plan.page_sql(after.as_ref(), Some(limit + 1))?;
+        let mut statement = conn.prepare(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        let mut items = Vec::new();
+        let mut last: Option<PageToken> = None;
+        let mut more = false;
+        while let Some(row) = rows.next()? {
+            if items.len() as u64 == limit {
+                more = true;
+                break;
+            }
+            items.push(shape(&plan, row.get_ref(1)?)?);
+            let sort_values = (0..plan.order.len())
+                .map(|k| row.get_ref(2 + k).map(sql_to_json))
+                .collect::<rusqlite::Result<_>>()?;
+            last = Some(PageToken { sort_values, fid: row.get(0)?, fingerprint: plan.fingerprint });
+        }
+        let next = match (more, last) {
+            (true, Some(last)) => Some(last.encode(&secret).map_err(SearchError::Token)?),
+            _ => None,
+        };
+        Ok(Page { items, number_matched: matched as u64, next })
+    })?;
+    tx.commit()?;
+    Ok(page)
+}
+
+/// Every matching item after the request's token, in order, up to `max_items`; `each` returns
+/// `false` to stop early. Returns how many were given.
+pub(crate) fn each(
+    conn: &Connection,
+    request: &Request,
+    options: &SearchOptions,
+    max_items: Option<u64>,
+    mut each: impl FnMut(&str) -> std::io::Result<bool>,
+) -> Result<u64> {
+    let tx = conn.unchecked_transaction()?;
+    let plan = Plan::new(conn, request)?;
+    let secret = secret(conn)?;
+    let after = decode_token(&plan, &secret)?;
+    let given = with_deadline(conn, options.timeout, || {
+        let (sql, params) = plan.page_sql(after.as_ref(), max_items)?;
+        let mut statement = conn.prepare(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        let mut given = 0;
+        while let Some(row) = rows.next()? {
+            let item = shape(&plan, row.get_ref(1)?)?;
+            given += 1;
+            if !each(&item)
+                .map_err(|source| crate::Error::Io { path: "<stdout>".into(), source })?
+            {
+                break;
+            }
+        }
+        Ok(given)
+    })?;
+    tx.commit()?;
+    Ok(given)
+}
+
+fn decode_token(plan: &Plan, secret: &[u8]) -> Result<Option<PageToken>> {
+    match &plan.request.token {
+        None => Ok(None),
+        Some(text) => Ok(Some(
+            PageToken::decode(text, secret, &plan.fingerprint).map_err(SearchError::Token)?,
+        )),
+    }
+}
+
+/// The stored document, shaped by the request's `fields`.
+fn shape(plan: &Plan, content: ValueRef<'_>) -> Result<String> {
+    let text = content.as_str().map_err(rusqlite::Error::from)?;
+    if plan.request.fields.is_empty() {
+        return Ok(text.to_string());
+    }
+    let item: Map<String, Value> = serde_json::from_str(text)
+        .map_err(|e| crate::Error::InvalidArgument(format!("stored item is not JSON: {e}")))?;
+    Ok(Value::Object(plan.request.fields.apply(item)).to_string())
+}
