@@ -2,40 +2,92 @@
 //! stacdb must refuse: a newer schema, another program's SQLite database, and a file that is
 //! not SQLite at all.
 //!
-//! `fixtures/schema-v1.stacdb` is a catalog at schema version 1 (only `schema/001_initial.sql`
-//! applied). It is committed and never rewritten by the tests: each test works on a copy. How
-//! it was made is in `fixtures/README.md`; the generator is the ignored test
-//! `write_schema_v1_fixture` at the end of this file.
+//! Each older schema version has a committed catalog frozen at that version:
+//! `fixtures/schema-v1.stacdb` (only `schema/001_initial.sql` applied) and
+//! `fixtures/schema-v2.stacdb` (steps 001 and 002). They are never rewritten by the tests: each
+//! test works on a copy. How they were made is in `fixtures/README.md`; the generators are the
+//! ignored tests `write_schema_v1_fixture` and `write_schema_v2_fixture` at the end of this
+//! file.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
+use stacdb::document::Doc;
+use stacdb::store::Mode;
 use stacdb::{Catalog, Error, IngestOptions, Input, SCHEMA_VERSION, Silent};
 
-const FIXTURE_V1: &str = "fixtures/schema-v1.stacdb";
-/// What the fixture holds (see `write_schema_v1_fixture`).
-const V1_ITEMS: usize = 8;
-const V1_COLLECTIONS: [&str; 2] = ["pgstac-test-collection", "test-collection"];
-const V1_CATALOG_TITLE: &str = "A catalog frozen at schema version 1";
+/// A catalog file frozen at an older schema version, and what it holds.
+struct Fixture {
+    /// Its `PRAGMA user_version`.
+    version: i64,
+    /// Its file name under `fixtures/`.
+    file: &'static str,
+    /// The catalog row.
+    id: &'static str,
+    title: &'static str,
+    description: Option<&'static str>,
+    /// How many items it holds, and how many of those have null geometry (no R-tree entry).
+    items: usize,
+    null_geometry: usize,
+    /// Its collections, in id order.
+    collections: &'static [&'static str],
+    /// An upper bound on its size, so that it stays small.
+    max_bytes: usize,
+}
+
+impl Fixture {
+    fn path(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(self.file)
+    }
+
+    /// A private copy of the fixture in `dir`.
+    fn copy(&self, dir: &Path) -> PathBuf {
+        let path = dir.join(self.file);
+        std::fs::copy(self.path(), &path).expect("copy the fixture");
+        path
+    }
+}
+
+/// See `write_schema_v1_fixture`.
+const V1: Fixture = Fixture {
+    version: 1,
+    file: "schema-v1.stacdb",
+    id: "schema-v1",
+    title: "A catalog frozen at schema version 1",
+    description: None,
+    items: 8,
+    null_geometry: 1,
+    collections: &["pgstac-test-collection", "test-collection"],
+    max_bytes: 200_000,
+};
+
+/// See `write_schema_v2_fixture`.
+const V2: Fixture = Fixture {
+    version: 2,
+    file: "schema-v2.stacdb",
+    id: "schema-v2",
+    title: "A catalog frozen at schema version 2",
+    description: Some("Real items from the STAC spec examples and Sentinel-1 monthly mosaics"),
+    items: 3,
+    null_geometry: 0,
+    collections: &["sentinel-1-global-mosaics", "simple-collection"],
+    max_bytes: 100_000,
+};
+
+/// Every older schema version's fixture, oldest first.
+const FIXTURES: [&Fixture; 2] = [&V1, &V2];
+
 /// The tables schema step 2 adds.
 const GPKG_TABLES: [&str; 4] =
     ["gpkg_contents", "gpkg_extensions", "gpkg_geometry_columns", "gpkg_spatial_ref_sys"];
 
-fn fixture_v1() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_V1)
-}
-
-/// A private copy of the v1 fixture.
-fn copy_v1(dir: &Path) -> PathBuf {
-    let path = dir.join("schema-v1.stacdb");
-    std::fs::copy(fixture_v1(), &path).expect("copy the fixture");
-    path
-}
+/// The length of the token secret schema step 3 adds.
+const TOKEN_SECRET_LEN: usize = 32;
 
 fn raw(path: &Path) -> Connection {
     Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open raw")
@@ -45,11 +97,50 @@ fn user_version(path: &Path) -> i64 {
     raw(path).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
 }
 
-fn tables(path: &Path) -> Vec<String> {
+fn names(path: &Path, sql: &str) -> Vec<String> {
     let conn = raw(path);
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+}
+
+fn tables(path: &Path) -> Vec<String> {
+    names(path, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+}
+
+fn indexes(path: &Path) -> Vec<String> {
+    names(path, "SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+}
+
+fn catalog_columns(path: &Path) -> Vec<String> {
+    names(path, "SELECT name FROM pragma_table_info('catalog') ORDER BY cid")
+}
+
+/// The schema as SQLite keeps it: type, name, table and SQL text of every table, index,
+/// trigger and view, shadow tables included. Only `rootpage` is left out: it says where a
+/// b-tree lies in the file, not what it is.
+fn schema(path: &Path) -> Vec<Vec<SqlValue>> {
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
+        .unwrap();
+    stmt.query_map([], |r| (0..4).map(|i| r.get::<_, SqlValue>(i)).collect())
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// The catalog's paging-token secret, which must be a blob of 32 bytes that are not all zero.
+fn token_secret(path: &Path) -> Vec<u8> {
+    let (kind, secret): (String, Option<Vec<u8>>) = raw(path)
+        .query_row("SELECT typeof(token_secret), token_secret FROM catalog", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, "blob", "{}: token_secret is not a blob", path.display());
+    let secret = secret.unwrap();
+    assert_eq!(secret.len(), TOKEN_SECRET_LEN, "{}: token_secret length", path.display());
+    assert!(secret.iter().any(|&b| b != 0), "{}: token_secret is all zeros", path.display());
+    secret
 }
 
 fn wal(path: &Path) -> PathBuf {
@@ -58,11 +149,12 @@ fn wal(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Every row of every table schema step 1 made, read with plain SQLite.
-fn dump_v1_tables(path: &Path) -> BTreeMap<&'static str, Vec<Vec<SqlValue>>> {
+/// Every row of every table the schema steps up to `version` made, read with plain SQLite.
+/// The catalog row is read by the columns of step 1 (step 3 adds `token_secret`).
+fn dump_tables(path: &Path, version: i64) -> BTreeMap<&'static str, Vec<Vec<SqlValue>>> {
     let conn = raw(path);
-    let queries = [
-        ("catalog", "SELECT * FROM catalog"),
+    let mut queries = vec![
+        ("catalog", "SELECT singleton, id, title, description FROM catalog"),
         ("collections", "SELECT * FROM collections ORDER BY id"),
         ("items", "SELECT * FROM items ORDER BY fid"),
         ("rtree", "SELECT * FROM rtree_items_geometry ORDER BY id"),
@@ -71,6 +163,20 @@ fn dump_v1_tables(path: &Path) -> BTreeMap<&'static str, Vec<Vec<SqlValue>>> {
         ("changes", "SELECT * FROM changes ORDER BY seq"),
         ("sqlite_sequence", "SELECT * FROM sqlite_sequence ORDER BY name"),
     ];
+    if version >= 2 {
+        queries.extend([
+            ("gpkg_spatial_ref_sys", "SELECT * FROM gpkg_spatial_ref_sys ORDER BY srs_id"),
+            ("gpkg_contents", "SELECT * FROM gpkg_contents ORDER BY table_name"),
+            (
+                "gpkg_geometry_columns",
+                "SELECT * FROM gpkg_geometry_columns ORDER BY table_name, column_name",
+            ),
+            (
+                "gpkg_extensions",
+                "SELECT * FROM gpkg_extensions ORDER BY table_name, column_name, extension_name",
+            ),
+        ]);
+    }
     queries
         .into_iter()
         .map(|(name, sql)| {
@@ -103,55 +209,174 @@ fn cli_refuses(args: &[&str], want: &str) {
 }
 
 #[test]
-fn the_v1_fixture_is_frozen() {
-    let path = fixture_v1();
-    let bytes = std::fs::read(&path).expect("fixtures/schema-v1.stacdb is committed");
-    assert!(bytes.len() < 200_000, "the fixture should stay small");
+fn every_older_schema_version_has_a_frozen_fixture() {
+    assert_eq!(stacdb::SCHEMA_VERSION, 3, "a new schema step needs its own fixture and test");
+    let versions: Vec<i64> = FIXTURES.iter().map(|f| f.version).collect();
+    assert_eq!(versions, (1..SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+/// Checks that a committed fixture is still what it was frozen as.
+fn check_frozen(fixture: &Fixture) {
+    let path = fixture.path();
+    let name = fixture.file;
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("fixtures/{name}: {e}"));
+    assert!(bytes.len() < fixture.max_bytes, "{name} should stay small");
     assert!(bytes.starts_with(b"SQLite format 3\0"));
-    // Bytes 18 and 19 are 1 for a rollback journal, 2 for WAL: the fixture was frozen in
-    // journal_mode=DELETE, so it is one self-contained file.
-    assert_eq!(bytes[18..20], [1, 1], "the fixture must not be in WAL mode");
-    assert!(!wal(&path).exists(), "no -wal file beside the fixture");
-    assert_eq!(user_version(&path), 1);
+    // Bytes 18 and 19 are 1 for a rollback journal, 2 for WAL: the fixtures were frozen in
+    // journal_mode=DELETE, so each is one self-contained file.
+    assert_eq!(bytes[18..20], [1, 1], "{name} must not be in WAL mode");
+    assert!(!wal(&path).exists(), "no -wal file beside {name}");
+    assert_eq!(user_version(&path), fixture.version, "{name} was upgraded");
+
     let tables = tables(&path);
-    for gpkg in GPKG_TABLES {
-        assert!(!tables.iter().any(|t| t == gpkg), "{gpkg} is from step 2");
-    }
     for t in ["catalog", "collections", "items", "rtree_items_geometry", "items_fts", "queryables"]
     {
-        assert!(tables.iter().any(|name| name == t), "step 1 table {t} is missing");
+        assert!(tables.iter().any(|name| name == t), "{name}: step 1 table {t} is missing");
     }
-    let dump = dump_v1_tables(&path);
-    assert_eq!(dump["items"].len(), V1_ITEMS);
-    assert_eq!(dump["collections"].len(), V1_COLLECTIONS.len());
-    assert_eq!(dump["catalog"].len(), 1);
-    // One item has null geometry, so it has no R-tree entry; every item has an FTS entry.
-    assert_eq!(dump["rtree"].len(), V1_ITEMS - 1);
-    assert_eq!(dump["fts"].len(), V1_ITEMS);
+    for gpkg in GPKG_TABLES {
+        assert_eq!(
+            tables.iter().any(|t| t == gpkg),
+            fixture.version >= 2,
+            "{name}: {gpkg} is from step 2"
+        );
+    }
+    // Nothing of step 3.
+    assert_eq!(catalog_columns(&path), ["singleton", "id", "title", "description"], "{name}");
+    let indexes = indexes(&path);
+    assert!(indexes.iter().any(|i| i == "items_datetime_start"), "{name}: {indexes:?}");
+    for step3 in ["items_datetime_id", "items_time_span"] {
+        assert!(!indexes.iter().any(|i| i == step3), "{name}: {step3} is from step 3");
+    }
+
+    let dump = dump_tables(&path, fixture.version);
+    assert_eq!(dump["items"].len(), fixture.items, "{name}");
+    assert_eq!(dump["collections"].len(), fixture.collections.len(), "{name}");
+    assert_eq!(dump["catalog"].len(), 1, "{name}");
+    assert_eq!(dump["rtree"].len(), fixture.items - fixture.null_geometry, "{name}");
+    assert_eq!(dump["fts"].len(), fixture.items, "{name}");
     let ops: Vec<&SqlValue> = dump["changes"].iter().map(|row| &row[1]).collect();
     for op in ["insert", "update", "delete"] {
-        assert!(ops.contains(&&SqlValue::Text(op.into())), "no {op} in the change log");
+        assert!(ops.contains(&&SqlValue::Text(op.into())), "{name}: no {op} in the change log");
     }
 }
 
 #[test]
-fn opening_for_writing_upgrades_v1_to_v2() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = copy_v1(dir.path());
-    let before = dump_v1_tables(&path);
+fn the_v1_fixture_is_frozen() {
+    check_frozen(&V1);
+}
 
-    let mut catalog = Catalog::open(&path).expect("open a version 1 catalog for writing");
+#[test]
+fn the_v2_fixture_is_frozen() {
+    check_frozen(&V2);
+    let path = V2.path();
+    // Items with a time span, so that step 3's items_time_span index has something to index.
+    let spans: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM items WHERE datetime_end > datetime_start", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(spans, V2.items as i64);
+}
+
+/// Opens a copy of `fixture` for writing and checks the upgrade to the current version: every
+/// row stored before is kept byte for byte, the schema becomes exactly that of a new catalog,
+/// the catalog gets a token secret of its own, and the file reads, checks and takes writes
+/// like a new one. Returns the directory and the upgraded copy for further checks.
+fn upgrade_keeps_everything(fixture: &Fixture) -> (tempfile::TempDir, PathBuf) {
+    let name = fixture.file;
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture.copy(dir.path());
+    let before = dump_tables(&path, fixture.version);
+    let fresh = dir.path().join("fresh.stacdb");
+    drop(Catalog::create(&fresh).unwrap());
+
+    let mut catalog = Catalog::open(&path).expect("open an older catalog for writing");
     let version: i64 =
         catalog.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
-    assert_eq!(stacdb::SCHEMA_VERSION, 2, "a new schema step needs its own fixture and test");
+    assert_eq!(version, SCHEMA_VERSION, "{name}");
+    assert_eq!(stacdb::SCHEMA_VERSION, 3, "a new schema step needs its own fixture and test");
 
-    // Step 2 added the GeoPackage tables, describing the items layer.
-    let tables = tables(&path);
-    for gpkg in GPKG_TABLES {
-        assert!(tables.iter().any(|t| t == gpkg), "{gpkg} was not created");
+    // Nothing stored before was touched.
+    assert_eq!(dump_tables(&path, fixture.version), before, "{name}: the upgrade changed rows");
+    // The schema is now exactly that of a catalog made by this build.
+    assert_eq!(schema(&path), schema(&fresh), "{name}: upgraded schema differs from a new one");
+    assert_eq!(user_version(&fresh), SCHEMA_VERSION);
+    // Step 3 gave it a token secret of its own.
+    let secret = token_secret(&path);
+    assert_ne!(secret, token_secret(&fresh), "{name}: two catalogs share a token secret");
+
+    // The upgraded catalog reads and checks like a new one.
+    let report = catalog.check().unwrap();
+    assert!(report.is_ok(), "{name}: {:?}", report.problems);
+    assert_eq!(report.items_checked as usize, fixture.items);
+    assert_eq!(report.collections_checked as usize, fixture.collections.len());
+    let meta = catalog.metadata().unwrap();
+    assert_eq!(meta.id, fixture.id);
+    assert_eq!(meta.title.as_deref(), Some(fixture.title));
+    assert_eq!(meta.description.as_deref(), fixture.description);
+    let info = catalog.info().unwrap();
+    assert_eq!(info.schema_version, SCHEMA_VERSION);
+    assert_eq!(info.item_count as usize, fixture.items);
+    let ids: Vec<&str> = info.collections.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, fixture.collections);
+    for row in &before["items"] {
+        let (SqlValue::Text(collection), SqlValue::Text(id), SqlValue::Text(content)) =
+            (&row[1], &row[2], &row[10])
+        else {
+            panic!("unexpected items row {row:?}");
+        };
+        let stored: Value = serde_json::from_str(content).unwrap();
+        assert_eq!(catalog.item(collection, id).unwrap(), stored, "{name}: item {id}");
     }
-    let conn = catalog.connection();
+    for row in &before["collections"] {
+        let (SqlValue::Text(id), SqlValue::Text(content)) = (&row[0], &row[1]) else {
+            panic!("unexpected collections row {row:?}");
+        };
+        let stored: Value = serde_json::from_str(content).unwrap();
+        assert_eq!(catalog.collection_document(id).unwrap(), stored, "{name}: collection {id}");
+        assert_eq!(catalog.collection(id).unwrap()["id"], id.as_str());
+    }
+    let last_change = before["changes"].len() as i64;
+    assert_eq!(info.last_change, last_change);
+
+    // And it takes new writes, continuing the change log.
+    let collection = fixture.collections[0];
+    let item = dir.path().join("new-item.json");
+    std::fs::write(
+        &item,
+        format!(
+            r#"{{"type": "Feature", "stac_version": "1.1.0", "id": "after-upgrade",
+                "collection": "{collection}",
+                "geometry": {{"type": "Point", "coordinates": [7, 46]}},
+                "properties": {{"datetime": "2024-05-01T00:00:00Z",
+                                "title": "written after the upgrade"}},
+                "links": [], "assets": {{}}}}"#
+        ),
+    )
+    .unwrap();
+    let report = catalog.ingest(&[Input::Path(item)], &IngestOptions::default(), &Silent).unwrap();
+    assert_eq!(report.items.inserted, 1);
+    let changes = catalog.changes(last_change, 10).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].item_id.as_deref(), Some("after-upgrade"));
+    assert!(catalog.check().unwrap().is_ok());
+    drop(catalog);
+
+    // Opening again finds nothing to do and keeps the secret; read-only opening now works.
+    drop(Catalog::open(&path).unwrap());
+    let again = Catalog::open_read_only(&path).expect("read-only open after the upgrade");
+    assert_eq!(again.info().unwrap().item_count as usize, fixture.items + 1);
+    drop(again);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(token_secret(&path), secret, "{name}: reopening changed the token secret");
+    (dir, path)
+}
+
+#[test]
+fn opening_for_writing_upgrades_v1() {
+    let (_dir, path) = upgrade_keeps_everything(&V1);
+    // Step 2 added the GeoPackage tables, describing the items layer.
+    let conn = raw(&path);
     let layer: (String, String, i64) = conn
         .query_row("SELECT table_name, data_type, srs_id FROM gpkg_contents", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -164,101 +389,111 @@ fn opening_for_writing_upgrades_v1_to_v2() {
     let column: String =
         conn.query_row("SELECT column_name FROM gpkg_geometry_columns", [], |r| r.get(0)).unwrap();
     assert_eq!(column, "geometry");
-
-    // Nothing step 1 stored was touched.
-    assert_eq!(dump_v1_tables(&path), before, "the upgrade changed existing rows");
-
-    // The upgraded catalog reads and checks like a new one.
-    let report = catalog.check().unwrap();
-    assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!(report.items_checked as usize, V1_ITEMS);
-    assert_eq!(report.collections_checked as usize, V1_COLLECTIONS.len());
-    let meta = catalog.metadata().unwrap();
-    assert_eq!(meta.id, "schema-v1");
-    assert_eq!(meta.title.as_deref(), Some(V1_CATALOG_TITLE));
-    let info = catalog.info().unwrap();
-    assert_eq!(info.schema_version, 2);
-    assert_eq!(info.item_count as usize, V1_ITEMS);
-    let ids: Vec<&str> = info.collections.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, V1_COLLECTIONS);
-    for row in &before["items"] {
-        let (SqlValue::Text(collection), SqlValue::Text(id), SqlValue::Text(content)) =
-            (&row[1], &row[2], &row[10])
-        else {
-            panic!("unexpected items row {row:?}");
-        };
-        let stored: Value = serde_json::from_str(content).unwrap();
-        assert_eq!(catalog.item(collection, id).unwrap(), stored, "item {id}");
-    }
-    for id in V1_COLLECTIONS {
-        assert_eq!(catalog.collection(id).unwrap()["id"], id);
-    }
-    let last_v1_change = before["changes"].len() as i64;
-    assert_eq!(info.last_change, last_v1_change);
-
-    // And it takes new writes, continuing the change log.
-    let item = dir.path().join("new-item.json");
-    std::fs::write(
-        &item,
-        r#"{"type": "Feature", "stac_version": "1.1.0", "id": "after-upgrade",
-            "collection": "test-collection", "geometry": {"type": "Point", "coordinates": [7, 46]},
-            "properties": {"datetime": "2024-05-01T00:00:00Z", "title": "written at v2"},
-            "links": [], "assets": {}}"#,
-    )
-    .unwrap();
-    let report = catalog.ingest(&[Input::Path(item)], &IngestOptions::default(), &Silent).unwrap();
-    assert_eq!(report.items.inserted, 1);
-    let changes = catalog.changes(last_v1_change, 10).unwrap();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].item_id.as_deref(), Some("after-upgrade"));
-    assert!(catalog.check().unwrap().is_ok());
-    drop(catalog);
-
-    // Opening again finds nothing to do; read-only opening now works.
-    let again = Catalog::open_read_only(&path).expect("read-only open after the upgrade");
-    assert_eq!(again.info().unwrap().item_count as usize, V1_ITEMS + 1);
-    assert_eq!(user_version(&path), 2);
 }
 
 #[test]
-fn stacdb_check_upgrades_v1() {
+fn opening_for_writing_upgrades_v2() {
+    let (_dir, path) = upgrade_keeps_everything(&V2);
+    // Step 3 replaced the datetime index and added the time span index.
+    let indexes = indexes(&path);
+    assert!(!indexes.iter().any(|i| i == "items_datetime_start"), "{indexes:?}");
+    for step3 in ["items_datetime_id", "items_time_span"] {
+        assert!(indexes.iter().any(|i| i == step3), "{step3} is missing: {indexes:?}");
+    }
+    // The longest span is read from the end of items_time_span.
+    let conn = raw(&path);
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT max(datetime_end - datetime_start) FROM items",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("items_time_span"), "{plan}");
+}
+
+/// Every catalog, new or upgraded, gets a token secret of its own, even two copies of the
+/// same file.
+#[test]
+fn every_catalog_gets_its_own_token_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let path = copy_v1(dir.path());
-    let out = common::stacdb_ok(["check", path.to_str().unwrap()]);
-    assert_eq!(
-        out.trim(),
-        format!("ok: {V1_ITEMS} item(s) and 2 collection(s) agree with their indexes")
-    );
-    assert_eq!(user_version(&path), 2);
-    let info: Value =
-        serde_json::from_str(&common::stacdb_ok(["info", path.to_str().unwrap(), "--json"]))
-            .unwrap();
-    assert_eq!(info["schema_version"], 2);
-    assert_eq!(info["item_count"], V1_ITEMS);
+    let mut paths = Vec::new();
+    for name in ["a.stacdb", "b.stacdb"] {
+        let path = dir.path().join(name);
+        drop(Catalog::create(&path).unwrap());
+        paths.push(path);
+    }
+    let init = dir.path().join("init.stacdb");
+    common::stacdb_ok(["init", init.to_str().unwrap()]);
+    paths.push(init);
+    for fixture in FIXTURES {
+        for copy in 0..2 {
+            let copy_dir = dir.path().join(format!("v{}-{copy}", fixture.version));
+            std::fs::create_dir(&copy_dir).unwrap();
+            let path = fixture.copy(&copy_dir);
+            drop(Catalog::open(&path).unwrap());
+            paths.push(path);
+        }
+    }
+    let secrets: BTreeSet<Vec<u8>> = paths.iter().map(|p| token_secret(p)).collect();
+    assert_eq!(secrets.len(), paths.len(), "some catalogs share a token secret");
+    // Opening for writing again leaves the secret as it was.
+    let first = token_secret(&paths[0]);
+    drop(Catalog::open(&paths[0]).unwrap());
+    assert_eq!(token_secret(&paths[0]), first);
 }
 
 #[test]
-fn read_only_open_of_v1_asks_for_an_upgrade_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = copy_v1(dir.path());
-    let bytes = std::fs::read(&path).unwrap();
-    let message = open_error(Catalog::open_read_only(&path)).to_string();
-    assert!(message.contains("schema version 1"), "{message}");
-    assert!(message.contains("older"), "{message}");
-    assert!(std::fs::read(&path).unwrap() == bytes, "a read-only open changed the file");
-    assert!(!wal(&path).exists());
-    assert_eq!(user_version(&path), 1);
+fn stacdb_check_upgrades_older_versions() {
+    for fixture in FIXTURES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fixture.copy(dir.path());
+        let out = common::stacdb_ok(["check", path.to_str().unwrap()]);
+        assert_eq!(
+            out.trim(),
+            format!(
+                "ok: {} item(s) and {} collection(s) agree with their indexes",
+                fixture.items,
+                fixture.collections.len()
+            )
+        );
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        token_secret(&path);
+        let info: Value =
+            serde_json::from_str(&common::stacdb_ok(["info", path.to_str().unwrap(), "--json"]))
+                .unwrap();
+        assert_eq!(info["schema_version"], SCHEMA_VERSION);
+        assert_eq!(info["item_count"], fixture.items);
+    }
+}
+
+#[test]
+fn read_only_open_of_an_older_version_asks_for_an_upgrade_and_writes_nothing() {
+    for fixture in FIXTURES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fixture.copy(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        let error = open_error(Catalog::open_read_only(&path));
+        assert!(matches!(error, Error::NotACatalog { .. }), "{error:?}");
+        let message = error.to_string();
+        let version = format!("schema version {}", fixture.version);
+        assert!(message.contains(&version), "{message}");
+        assert!(message.contains("older than this build"), "{message}");
+        assert!(std::fs::read(&path).unwrap() == bytes, "a read-only open changed the file");
+        assert!(!wal(&path).exists());
+        assert_eq!(user_version(&path), fixture.version);
+    }
 }
 
 #[test]
 fn a_failed_upgrade_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = copy_v1(dir.path());
+    let path = V1.copy(dir.path());
     // A table step 2 creates is already there, so step 2 fails halfway through.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("CREATE TABLE gpkg_contents (table_name TEXT PRIMARY KEY)").unwrap();
     drop(conn);
-    let before = dump_v1_tables(&path);
+    let before = dump_tables(&path, 1);
     let message = open_error(Catalog::open(&path)).to_string();
     assert!(message.contains("gpkg_contents"), "{message}");
     assert_eq!(user_version(&path), 1, "the version moved on");
@@ -267,17 +502,37 @@ fn a_failed_upgrade_changes_nothing() {
         !tables.iter().any(|t| t == "gpkg_spatial_ref_sys"),
         "the part of step 2 before the failure was kept: {tables:?}"
     );
-    assert_eq!(dump_v1_tables(&path), before);
+    assert_eq!(dump_tables(&path, 1), before);
 }
 
-/// Processes that open a v1 file at the same moment: one upgrades it, the others wait.
+#[test]
+fn a_failed_step_3_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = V2.copy(dir.path());
+    // An index step 3 creates is already there, so step 3 fails after adding the secret's
+    // column.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE INDEX items_datetime_id ON items (id)").unwrap();
+    drop(conn);
+    let before = dump_tables(&path, 2);
+    let schema_before = schema(&path);
+    let message = open_error(Catalog::open(&path)).to_string();
+    assert!(message.contains("items_datetime_id"), "{message}");
+    assert_eq!(user_version(&path), 2, "the version moved on");
+    assert_eq!(schema(&path), schema_before, "the part of step 3 before the failure was kept");
+    assert_eq!(catalog_columns(&path), ["singleton", "id", "title", "description"]);
+    assert_eq!(dump_tables(&path, 2), before);
+}
+
+/// Processes that open an older file at the same moment: one upgrades it, the others wait.
 #[test]
 fn concurrent_openers_upgrade_once() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..4 {
+        let fixture = FIXTURES[round % FIXTURES.len()];
         let round_dir = dir.path().join(format!("round-{round}"));
         std::fs::create_dir(&round_dir).unwrap();
-        let path = copy_v1(&round_dir);
+        let path = fixture.copy(&round_dir);
         let children: Vec<_> = (0..6)
             .map(|i| {
                 let command = if i % 2 == 0 { "check" } else { "info" };
@@ -297,17 +552,19 @@ fn concurrent_openers_upgrade_once() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
         let srs: i64 = raw(&path)
             .query_row("SELECT count(*) FROM gpkg_spatial_ref_sys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(srs, 3, "round {round}: step 2 ran more than once");
+        token_secret(&path);
     }
     // Threads start closer together than processes.
     for round in 0..60 {
+        let fixture = FIXTURES[round % FIXTURES.len()];
         let round_dir = dir.path().join(format!("threads-{round}"));
         std::fs::create_dir(&round_dir).unwrap();
-        let path = copy_v1(&round_dir);
+        let path = fixture.copy(&round_dir);
         let barrier = std::sync::Barrier::new(4);
         std::thread::scope(|scope| {
             for t in 0..4 {
@@ -316,11 +573,12 @@ fn concurrent_openers_upgrade_once() {
                     barrier.wait();
                     let catalog = Catalog::open(path)
                         .unwrap_or_else(|e| panic!("round {round} thread {t}: {e}"));
-                    assert_eq!(catalog.info().unwrap().item_count as usize, V1_ITEMS);
+                    assert_eq!(catalog.info().unwrap().item_count as usize, fixture.items);
                 });
             }
         });
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        token_secret(&path);
     }
 }
 
@@ -328,7 +586,7 @@ fn concurrent_openers_upgrade_once() {
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = copy_v1(dir.path());
+    let path = V1.copy(dir.path());
     Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     for (how, result) in
@@ -336,7 +594,7 @@ fn a_newer_schema_is_refused() {
     {
         let error = open_error(result);
         assert!(
-            matches!(error, Error::SchemaTooNew { found: 99, supported: 2, .. }),
+            matches!(error, Error::SchemaTooNew { found: 99, supported: SCHEMA_VERSION, .. }),
             "{how}: {error:?}"
         );
         let message = error.to_string();
@@ -346,7 +604,7 @@ fn a_newer_schema_is_refused() {
     let p = path.to_str().unwrap();
     cli_refuses(&["info", p], "newer");
     cli_refuses(&["check", p], "newer");
-    cli_refuses(&["ingest", p, fixture_v1().to_str().unwrap()], "newer");
+    cli_refuses(&["ingest", p, V1.path().to_str().unwrap()], "newer");
     assert_eq!(user_version(&path), 99);
     assert!(std::fs::read(&path).unwrap() == bytes, "refusing the file changed it");
     assert!(!wal(&path).exists(), "refusing the file left a write-ahead log");
@@ -374,7 +632,7 @@ fn another_sqlite_database_is_refused() {
     }
     let p = path.to_str().unwrap();
     cli_refuses(&["info", p], "not a stacdb catalog");
-    cli_refuses(&["ingest", p, fixture_v1().to_str().unwrap()], "not a stacdb catalog");
+    cli_refuses(&["ingest", p, V1.path().to_str().unwrap()], "not a stacdb catalog");
     cli_refuses(&["init", p], "not a stacdb catalog");
     assert_eq!(tables(&path), ["notes"]);
     assert!(std::fs::read(&path).unwrap() == bytes, "refusing the file changed it");
@@ -407,9 +665,69 @@ fn a_file_that_is_not_sqlite_is_refused() {
         }
         let p = path.to_str().unwrap();
         cli_refuses(&["info", p], "not a SQLite database");
-        cli_refuses(&["ingest", p, fixture_v1().to_str().unwrap()], "not a SQLite database");
+        cli_refuses(&["ingest", p, V1.path().to_str().unwrap()], "not a SQLite database");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), content, "{name} was changed");
     }
+}
+
+/// The documents in a shared data file (JSON, NDJSON, gzip allowed), at most `limit` of them.
+fn fixture_docs(data: &Path, relative: &str, limit: usize) -> Vec<Doc> {
+    let file = common::data_file(data, relative);
+    common::read_documents(&file)
+        .into_iter()
+        .take(limit)
+        .flat_map(|value| stacdb::document::documents(value, &stacdb::Location::file(relative)))
+        .map(|doc| doc.expect("a valid document"))
+        .collect()
+}
+
+/// Writes documents through the library's writer in one transaction, as `stacdb ingest
+/// --create-collections` does: a collection that items name but that is not among the
+/// documents is made from its items.
+fn fixture_write(conn: &Connection, docs: Vec<Doc>, mode: Mode) {
+    use stacdb::store::Writer;
+
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut writer = Writer::new(conn).unwrap();
+    for doc in docs {
+        match doc {
+            Doc::Collection(c) => {
+                writer.put_collection(&c, mode).unwrap().unwrap();
+            }
+            Doc::Item(item) => {
+                let collection = item.collection.clone().expect("items name a collection");
+                writer.ensure_collection(&collection, &item).unwrap();
+                writer.put_item(&item, &collection, mode).unwrap().unwrap();
+            }
+            Doc::Catalog(_) => panic!("no catalogs here"),
+        }
+    }
+    for pending in writer.pending() {
+        writer.create_collection_from_items(&pending.collection).unwrap();
+    }
+    assert!(writer.pending().is_empty());
+    writer.finish().unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Deletes an item through the library's writer in one transaction, as `stacdb delete` does.
+fn fixture_delete(conn: &Connection, collection: &str, id: &str) {
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut writer = stacdb::store::Writer::new(conn).unwrap();
+    assert!(writer.delete_item(collection, id).unwrap(), "{collection}/{id} is not there");
+    writer.finish().unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Vacuums the fixture being built and copies it into `fixtures/`.
+fn fixture_save(conn: Connection, built: &Path, fixture: &Fixture) {
+    conn.execute_batch("VACUUM").unwrap();
+    drop(conn);
+    assert!(!wal(built).exists());
+    let out = fixture.path();
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::copy(built, &out).unwrap();
+    eprintln!("wrote {} ({} bytes)", out.display(), std::fs::metadata(&out).unwrap().len());
 }
 
 /// Writes `fixtures/schema-v1.stacdb`. Run by hand (see fixtures/README.md):
@@ -427,12 +745,11 @@ fn a_file_that_is_not_sqlite_is_refused() {
 #[test]
 #[ignore = "writes fixtures/schema-v1.stacdb; run it by hand when the fixture must be rebuilt"]
 fn write_schema_v1_fixture() {
-    use stacdb::document::{self, Doc};
-    use stacdb::store::{Mode, Writer};
+    use stacdb::document;
 
     let data = common::data_dir("write_schema_v1_fixture").expect("the shared data is needed");
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("schema-v1.stacdb");
+    let path = dir.path().join(V1.file);
     let conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
@@ -440,52 +757,23 @@ fn write_schema_v1_fixture() {
     // Step 1, as db::migrate applied it.
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     conn.execute_batch(include_str!("../schema/001_initial.sql")).unwrap();
-    conn.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", ["schema-v1"]).unwrap();
+    conn.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [V1.id]).unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
     conn.execute_batch("COMMIT").unwrap();
     // `stacdb init --title`.
-    conn.execute("UPDATE catalog SET title = ?1", [V1_CATALOG_TITLE]).unwrap();
+    conn.execute("UPDATE catalog SET title = ?1", [V1.title]).unwrap();
 
-    let docs = |relative: &str, limit: usize| -> Vec<Doc> {
-        let file = common::data_file(&data, relative);
-        common::read_documents(&file)
-            .into_iter()
-            .take(limit)
-            .flat_map(|value| document::documents(value, &stacdb::Location::file(relative)))
-            .map(|doc| doc.expect("a valid document"))
-            .collect()
-    };
-    let write = |docs: Vec<Doc>, mode: Mode| {
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let mut writer = Writer::new(&conn).unwrap();
-        for doc in docs {
-            match doc {
-                Doc::Collection(c) => {
-                    writer.put_collection(&c, mode).unwrap().unwrap();
-                }
-                Doc::Item(item) => {
-                    let collection = item.collection.clone().expect("items name a collection");
-                    writer.ensure_collection(&collection, &item).unwrap();
-                    writer.put_item(&item, &collection, mode).unwrap().unwrap();
-                }
-                Doc::Catalog(_) => panic!("no catalogs here"),
-            }
-        }
-        assert!(writer.pending().is_empty());
-        writer.finish().unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-    };
     let pgstac = "fixtures/pgstac/src/pgstac/tests/testdata";
     let sqlalchemy = "fixtures/stac-fastapi-sqlalchemy/tests/data";
     // An ingest: two collections, six NAIP items, an item with null geometry and one whose
     // bbox crosses the antimeridian.
-    let mut first = docs(&format!("{pgstac}/collections.json"), 1);
-    first.extend(docs(&format!("{sqlalchemy}/test_collection.json"), 1));
-    first.extend(docs(&format!("{pgstac}/items.ndjson"), 6));
+    let mut first = fixture_docs(&data, &format!("{pgstac}/collections.json"), 1);
+    first.extend(fixture_docs(&data, &format!("{sqlalchemy}/test_collection.json"), 1));
+    first.extend(fixture_docs(&data, &format!("{pgstac}/items.ndjson"), 6));
     for name in ["test_item", "test_item_geometry_null", "test_item_multipolygon"] {
-        first.extend(docs(&format!("{sqlalchemy}/{name}.json"), 1));
+        first.extend(fixture_docs(&data, &format!("{sqlalchemy}/{name}.json"), 1));
     }
-    write(first, Mode::Insert);
+    fixture_write(&conn, first, Mode::Insert);
     // An upsert that changes an item's title and a property.
     let mut changed = common::read_documents(&data.join(format!("{sqlalchemy}/test_item.json")));
     changed[0]["properties"]["title"] = "Updated at schema version 1".into();
@@ -494,25 +782,73 @@ fn write_schema_v1_fixture() {
         .into_iter()
         .map(|d| d.unwrap())
         .collect();
-    write(changed, Mode::Upsert);
+    fixture_write(&conn, changed, Mode::Upsert);
     // A delete.
-    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let mut writer = Writer::new(&conn).unwrap();
     let sixth: Value = common::read_documents(&data.join(format!("{pgstac}/items.ndjson")))
         .into_iter()
         .nth(5)
         .unwrap();
-    assert!(writer.delete_item("pgstac-test-collection", sixth["id"].as_str().unwrap()).unwrap());
-    writer.finish().unwrap();
-    conn.execute_batch("COMMIT").unwrap();
+    fixture_delete(&conn, "pgstac-test-collection", sixth["id"].as_str().unwrap());
 
-    conn.execute_batch("VACUUM").unwrap();
-    drop(conn);
-    assert!(!wal(&path).exists());
-    let out = fixture_v1();
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::copy(&path, &out).unwrap();
-    eprintln!("wrote {} ({} bytes)", out.display(), std::fs::metadata(&out).unwrap().len());
+    fixture_save(conn, &path, &V1);
+}
+
+/// Writes `fixtures/schema-v2.stacdb`. Run by hand (see fixtures/README.md):
+///
+/// ```text
+/// cargo test --test migrations -- --ignored --exact write_schema_v2_fixture
+/// ```
+///
+/// It does what stacdb did while its schema had two steps: applies `schema/001_initial.sql`
+/// and `schema/002_geopackage.sql` and inserts the catalog row in one transaction that sets
+/// `user_version = 2`, as `db::migrate` did for a new file, then writes real collections and
+/// items through the library's writer in later transactions (an ingest that also makes a
+/// collection from its items, an upsert, a delete). The file has 1 KiB pages: each of its 26
+/// tables and indexes takes at least one page, so with stacdb's 16 KiB pages the same content
+/// takes 475 KB and with 1 KiB pages under 60 KB (the page size plays no part in an upgrade). Finally it switches to
+/// `journal_mode=DELETE` and vacuums, so the fixture is one small self-contained file.
+#[test]
+#[ignore = "writes fixtures/schema-v2.stacdb; run it by hand when the fixture must be rebuilt"]
+fn write_schema_v2_fixture() {
+    let data = common::data_dir("write_schema_v2_fixture").expect("the shared data is needed");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(V2.file);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "page_size", 1024).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+
+    // Steps 1 and 2, as db::migrate applied them to a new file.
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn.execute_batch(include_str!("../schema/001_initial.sql")).unwrap();
+    conn.execute_batch(include_str!("../schema/002_geopackage.sql")).unwrap();
+    conn.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [V2.id]).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    // `stacdb init --title --description`.
+    conn.execute(
+        "UPDATE catalog SET title = ?1, description = ?2",
+        [V2.title, V2.description.unwrap()],
+    )
+    .unwrap();
+
+    let spec = "fixtures/stac-spec/v1.1.0-beta.1/examples";
+    let mosaics = "bench/rustac/sentinel-1-global-mosaics.ndjson.gz";
+    // An ingest: the spec's example collection and its simple item (an instant), and three
+    // Sentinel-1 monthly mosaics (datetime with a month-long start/end range) whose collection
+    // document is not in the data, so it is made from the items (`--create-collections`).
+    let mut first = fixture_docs(&data, &format!("{spec}/collection.json"), 1);
+    first.extend(fixture_docs(&data, &format!("{spec}/simple-item.json"), 1));
+    first.extend(fixture_docs(&data, mosaics, 3));
+    fixture_write(&conn, first, Mode::Insert);
+    // An upsert: the spec's core item has the same id as the simple item, a title, and a
+    // start/end range instead of a datetime.
+    fixture_write(&conn, fixture_docs(&data, &format!("{spec}/core-item.json"), 1), Mode::Upsert);
+    // A delete: the second mosaic.
+    let second: Value = common::read_documents(&data.join(mosaics)).into_iter().nth(1).unwrap();
+    fixture_delete(&conn, "sentinel-1-global-mosaics", second["id"].as_str().unwrap());
+
+    fixture_save(conn, &path, &V2);
 }
 
 /// Read commands must not turn an empty file into a catalog; only init and ingest create one.

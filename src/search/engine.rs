@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use super::cql2sql::{self, SqlFilter};
 use super::request::{Filter, Request, SortKey};
 use super::token::{self, PageToken};
-use super::{SearchError, freetext, stacql};
+use super::{SearchError, fields, freetext, stacql};
 use crate::{Result, geometry};
 
 /// Limits a search runs under.
@@ -79,6 +79,8 @@ pub(crate) struct Plan {
     /// Whether each order expression can be NULL (JSON properties can).
     nullable: Vec<bool>,
     fingerprint: token::Fingerprint,
+    /// The fields to return, compiled once for every row.
+    selection: fields::Selection,
     request: Request,
 }
 
@@ -229,6 +231,7 @@ impl Plan {
             order_params,
             nullable,
             fingerprint: token::fingerprint(&identity),
+            selection: request.fields.compile(),
             request: request.clone(),
         })
     }
@@ -516,10 +519,10 @@ fn decode_token(plan: &Plan, secret: &[u8]) -> Result<Option<PageToken>> {
 /// The stored document, shaped by the request's `fields`.
 fn shape(plan: &Plan, content: ValueRef<'_>) -> Result<String> {
     let text = content.as_str().map_err(rusqlite::Error::from)?;
-    if plan.request.fields.is_empty() {
+    if plan.selection.is_whole() {
         return Ok(text.to_string());
     }
     let item: Map<String, Value> = serde_json::from_str(text)
         .map_err(|e| crate::Error::InvalidArgument(format!("stored item is not JSON: {e}")))?;
-    Ok(Value::Object(plan.request.fields.apply(item)).to_string())
+    Ok(Value::Object(plan.selection.apply(item)).to_string())
 }
