@@ -454,6 +454,15 @@ impl PropRef {
 
     /// The property read as a value of type `ty`, NULL when it has another JSON type.
     fn typed(&self, ty: Ty) -> Result<Frag, FilterError> {
+        if let PropRef::Path(path) = self
+            && let Some((_, _, column)) = INDEXED_PROPERTIES.iter().find(|(name, t, _)| {
+                *t == ty
+                    && path.strip_prefix("$.properties.\"").and_then(|p| p.strip_suffix('"'))
+                        == Some(name)
+            })
+        {
+            return Ok(Frag::raw(column));
+        }
         let when = |types: &str| {
             Frag::raw("(CASE WHEN ")
                 .f(&self.json_type())
@@ -551,6 +560,17 @@ impl Operand {
 }
 
 const DATETIME_START: &str = "i.datetime_start";
+
+/// Item properties with a typed, indexed column (schema step 3): the property, the type the
+/// column holds, and the column. The column is the property's value when it has that JSON type
+/// and NULL otherwise, which is what [`PropRef::typed`] computes, so the column stands in for
+/// it and the comparison uses the index.
+const INDEXED_PROPERTIES: [(&str, Ty, &str); 4] = [
+    ("eo:cloud_cover", Ty::Number, "i.p_eo_cloud_cover"),
+    ("gsd", Ty::Number, "i.p_gsd"),
+    ("platform", Ty::Text, "i.p_platform"),
+    ("constellation", Ty::Text, "i.p_constellation"),
+];
 const DAY_MICROS: i64 = 86_400_000_000;
 
 // ------------------------------------------------------------------------------------------

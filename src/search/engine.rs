@@ -27,6 +27,7 @@
 //! next page's statement adds "strictly after that row in the order". Rows inserted or
 //! deleted between pages move nothing: an item present throughout is on exactly one page.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -72,6 +73,10 @@ pub struct Page {
 pub(crate) struct Plan {
     /// The conditions, ANDed, with their parameters.
     filter: SqlFilter,
+    /// The same conditions for reading rows in time order and testing each: the spatial test
+    /// without the R-tree (whose candidates SQLite would first collect in full), since the
+    /// exact test rejects rows by their stored envelope first.
+    scan_filter: SqlFilter,
     /// The order, each key as SQL and direction.
     order: Vec<(String, bool)>,
     /// Parameters of the order expressions (they appear in the SELECT list and ORDER BY).
@@ -94,8 +99,12 @@ fn default_order() -> Vec<SortKey> {
 
 impl Plan {
     pub(crate) fn new(conn: &Connection, request: &Request) -> Result<Plan> {
-        let mut parts: Vec<SqlFilter> = Vec::new();
-        let mut push = |sql: String, params: Vec<SqlValue>| parts.push(SqlFilter { sql, params });
+        // Each condition, and the form it takes when rows are read in time order (see
+        // `scan_filter`), when that differs.
+        let parts: RefCell<Vec<(SqlFilter, Option<SqlFilter>)>> = RefCell::default();
+        let push = |sql: String, params: Vec<SqlValue>| {
+            parts.borrow_mut().push((SqlFilter { sql, params }, None));
+        };
 
         if !request.collections.is_empty() {
             push(
@@ -135,8 +144,7 @@ impl Plan {
             let geometry = serde_json::json!({"type": "MultiPolygon", "coordinates": coordinates});
             let footprint = geometry::footprint(&geometry)
                 .map_err(|e| SearchError::Parameter { name: "bbox", message: e })?;
-            let (sql, params) = spatial(boxes, footprint.blob);
-            push(sql, params);
+            parts.borrow_mut().push(spatial(boxes, footprint.blob));
         }
         if let Some(geometry) = &request.intersects {
             let footprint = geometry::footprint(geometry).map_err(|e| SearchError::Parameter {
@@ -146,11 +154,10 @@ impl Plan {
             let Some(bounds) = footprint.bounds else {
                 // An empty geometry intersects nothing.
                 push("0".into(), Vec::new());
-                return Plan::finish(parts, request);
+                return Plan::finish(parts.take(), request);
             };
             let boxes = [geometry::globe_box(bounds)];
-            let (sql, params) = spatial(&boxes, footprint.blob);
-            push(sql, params);
+            parts.borrow_mut().push(spatial(&boxes, footprint.blob));
         }
         if let Some(q) = &request.q {
             let expression = freetext::to_fts5(q).map_err(SearchError::FreeText)?;
@@ -173,21 +180,26 @@ impl Plan {
             let SqlFilter { sql, params } = stacql::translate(query)?;
             push(format!("({sql})"), params);
         }
-        Plan::finish(parts, request)
+        Plan::finish(parts.take(), request)
     }
 
-    fn finish(parts: Vec<SqlFilter>, request: &Request) -> Result<Plan> {
-        let mut filter = SqlFilter { sql: String::new(), params: Vec::new() };
-        for part in parts {
-            if !filter.sql.is_empty() {
-                filter.sql.push_str(" AND ");
+    fn finish(parts: Vec<(SqlFilter, Option<SqlFilter>)>, request: &Request) -> Result<Plan> {
+        let and = |parts: Vec<&SqlFilter>| {
+            let mut filter = SqlFilter { sql: String::new(), params: Vec::new() };
+            for part in parts {
+                if !filter.sql.is_empty() {
+                    filter.sql.push_str(" AND ");
+                }
+                filter.sql.push_str(&part.sql);
+                filter.params.extend(part.params.iter().cloned());
             }
-            filter.sql.push_str(&part.sql);
-            filter.params.extend(part.params);
-        }
-        if filter.sql.is_empty() {
-            filter.sql.push('1');
-        }
+            if filter.sql.is_empty() {
+                filter.sql.push('1');
+            }
+            filter
+        };
+        let filter = and(parts.iter().map(|(f, _)| f).collect());
+        let scan_filter = and(parts.iter().map(|(f, scan)| scan.as_ref().unwrap_or(f)).collect());
         let keys = if request.sortby.is_empty() { default_order() } else { request.sortby.clone() };
         let mut order = Vec::new();
         let mut order_params = Vec::new();
@@ -227,6 +239,7 @@ impl Plan {
             .into();
         Ok(Plan {
             filter,
+            scan_filter,
             order,
             order_params,
             nullable,
@@ -234,6 +247,11 @@ impl Plan {
             selection: request.fields.compile(),
             request: request.clone(),
         })
+    }
+
+    /// Whether the order starts with the item's start time, which `items_datetime_id` gives.
+    fn order_is_by_time(&self) -> bool {
+        self.order.first().is_some_and(|(sql, _)| sql == "i.datetime_start")
     }
 
     /// `SELECT count(*)` of the matching items.
@@ -249,6 +267,7 @@ impl Plan {
         &self,
         after: Option<&PageToken>,
         limit: Option<u64>,
+        scan_in_order: bool,
     ) -> Result<(String, Vec<SqlValue>)> {
         let mut params: Vec<SqlValue> = Vec::new();
         let mut select = String::from("SELECT i.fid, i.content");
@@ -265,8 +284,13 @@ impl Plan {
             select.push_str(sql);
             params.extend(param.clone());
         }
-        let mut sql = format!("{select} FROM items i WHERE {}", self.filter.sql);
-        params.extend(self.filter.params.iter().cloned());
+        let (index, filter) = if scan_in_order {
+            (" INDEXED BY items_datetime_id", &self.scan_filter)
+        } else {
+            ("", &self.filter)
+        };
+        let mut sql = format!("{select} FROM items i{index} WHERE {}", filter.sql);
+        params.extend(filter.params.iter().cloned());
         if let Some(token) = after {
             if token.sort_values.len() != exprs.len() {
                 return Err(SearchError::Token(token::TokenError::WrongSearch).into());
@@ -355,8 +379,13 @@ impl Plan {
     }
 }
 
-/// R-tree candidates of `boxes`, then the exact test against the query geometry `blob`.
-fn spatial(boxes: &[[f64; 4]], blob: Vec<u8>) -> (String, Vec<SqlValue>) {
+/// R-tree candidates of `boxes`, then the exact test against the query geometry `blob`; and
+/// the exact test alone, for reading rows in order.
+fn spatial(boxes: &[[f64; 4]], blob: Vec<u8>) -> (SqlFilter, Option<SqlFilter>) {
+    let exact = SqlFilter {
+        sql: "stacdb_search_intersects(i.geometry, ?)".into(),
+        params: vec![SqlValue::Blob(blob.clone())],
+    };
     let mut params = Vec::new();
     let selects: Vec<&str> = boxes
         .iter()
@@ -366,13 +395,11 @@ fn spatial(boxes: &[[f64; 4]], blob: Vec<u8>) -> (String, Vec<SqlValue>) {
         })
         .collect();
     params.push(SqlValue::Blob(blob));
-    (
-        format!(
-            "i.fid IN ({}) AND stacdb_search_intersects(i.geometry, ?)",
-            selects.join(" UNION ALL ")
-        ),
-        params,
-    )
+    let sql = format!(
+        "i.fid IN ({}) AND stacdb_search_intersects(i.geometry, ?)",
+        selects.join(" UNION ALL ")
+    );
+    (SqlFilter { sql, params }, Some(exact))
 }
 
 fn json_to_sql(value: &Value) -> Option<SqlValue> {
@@ -397,6 +424,23 @@ fn sql_to_json(value: ValueRef<'_>) -> Value {
         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
         ValueRef::Blob(_) => Value::Null,
     }
+}
+
+/// Prepares a statement, logging it and (at trace level) SQLite's plan for it.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<rusqlite::Statement<'c>> {
+    tracing::debug!(sql, params = ?params.len(), "search statement");
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))?
+            .collect::<rusqlite::Result<_>>()?;
+        tracing::trace!(plan = ?plan, "search plan");
+    }
+    Ok(conn.prepare(sql)?)
 }
 
 /// Runs `f` with the progress handler enforcing `timeout`.
@@ -445,10 +489,22 @@ pub(crate) fn page(conn: &Connection, request: &Request, options: &SearchOptions
     let limit = request.limit.unwrap_or(options.default_limit).clamp(1, options.max_limit.max(1));
     let page = with_deadline(conn, options.timeout, || {
         let (sql, params) = plan.count_sql();
-        let matched: i64 =
-            conn.prepare(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
-        let (sql, params) = plan.page_sql(after.as_ref(), Some(limit + 1))?;
-        let mut statement = conn.prepare(&sql)?;
+        let matched: i64 = prepare(conn, &sql, &params)?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        // Walk the time index in order and test each row, or find the matching rows first and
+        // sort them? Reading rows in order finds `limit` matches after about
+        // limit * total / matched rows; finding them all first costs `matched`. SQLite cannot
+        // know `matched` (its estimates for the R-tree, FTS and JSON terms are guesses), but the
+        // count just gave it exactly.
+        let scan_in_order = plan.order_is_by_time() && {
+            let total: i64 =
+                conn.query_row("SELECT coalesce(sum(item_count), 0) FROM collections", [], |r| {
+                    r.get(0)
+                })?;
+            (matched as f64).powi(2) > (limit as f64) * (total as f64)
+        };
+        let (sql, params) = plan.page_sql(after.as_ref(), Some(limit + 1), scan_in_order)?;
+        let mut statement = prepare(conn, &sql, &params)?;
         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
         let mut items = Vec::new();
         let mut last: Option<PageToken> = None;
@@ -488,8 +544,8 @@ pub(crate) fn each(
     let secret = secret(conn)?;
     let after = decode_token(&plan, &secret)?;
     let given = with_deadline(conn, options.timeout, || {
-        let (sql, params) = plan.page_sql(after.as_ref(), max_items)?;
-        let mut statement = conn.prepare(&sql)?;
+        let (sql, params) = plan.page_sql(after.as_ref(), max_items, false)?;
+        let mut statement = prepare(conn, &sql, &params)?;
         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
         let mut given = 0;
         while let Some(row) = rows.next()? {

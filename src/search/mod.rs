@@ -116,9 +116,22 @@ impl Query {
         if let Some(envelope) = geometry::envelope(item)
             && envelope.min().x >= -180.0
             && envelope.max().x <= 180.0
-            && self.boxes.iter().any(|b| contains(b, &envelope))
         {
-            return true;
+            // Decided by the envelope alone: wholly inside one of the query's boxes, or (when
+            // nothing needs shifting) apart from the query's bounds.
+            if self.boxes.iter().any(|b| contains(b, &envelope)) {
+                return true;
+            }
+            let q = &self.bounds;
+            let inside_globe = q.min().x >= -180.0 && q.max().x <= 180.0;
+            if inside_globe
+                && (envelope.max().x < q.min().x
+                    || envelope.min().x > q.max().x
+                    || envelope.max().y < q.min().y
+                    || envelope.min().y > q.max().y)
+            {
+                return false;
+            }
         }
         let Ok(item) = geometry::from_blob(item) else { return false };
         let Some(bounds) = item.bounding_rect() else { return false };
