@@ -9,10 +9,21 @@ ALTER TABLE catalog ADD COLUMN token_secret BLOB;
 CREATE INDEX items_datetime_id ON items (datetime_start, id);
 DROP INDEX items_datetime_start;
 
--- The longest time span of any item, read as MAX() from the end of this index. A datetime
--- search looks for items whose start lies in [query start - longest span, query end], which
--- is a range scan, rather than every item that starts before the query's end.
+-- The longest time span of any item, read as MAX() from the end of this index.
 CREATE INDEX items_time_span ON items (datetime_end - datetime_start);
+
+-- Items by how long their time span is: 0 an instant, 1 up to a day, 2 up to 32 days, 3 up
+-- to 367 days, 4 longer. An item of class c overlaps [S, E] only if it starts in
+-- [S - longest span of c, E], so a datetime search is one short range scan per class of this
+-- index (which also holds the end, to test without reading the row), however long the
+-- longest span in the catalog is.
+ALTER TABLE items ADD COLUMN time_class INTEGER GENERATED ALWAYS AS (
+    CASE WHEN datetime_end = datetime_start THEN 0
+         WHEN datetime_end - datetime_start <= 86400000000 THEN 1
+         WHEN datetime_end - datetime_start <= 2764800000000 THEN 2
+         WHEN datetime_end - datetime_start <= 31708800000000 THEN 3
+         ELSE 4 END) VIRTUAL;
+CREATE INDEX items_time_class ON items (time_class, datetime_start, datetime_end);
 
 -- Common STAC queryables, typed and indexed, so that `eo:cloud_cover < 10` or
 -- `platform = 'sentinel-2a'` over a million items is an index range rather than a scan that
@@ -37,3 +48,15 @@ CREATE INDEX items_p_eo_cloud_cover ON items (p_eo_cloud_cover) WHERE p_eo_cloud
 CREATE INDEX items_p_gsd ON items (p_gsd) WHERE p_gsd IS NOT NULL;
 CREATE INDEX items_p_platform ON items (p_platform) WHERE p_platform IS NOT NULL;
 CREATE INDEX items_p_constellation ON items (p_constellation) WHERE p_constellation IS NOT NULL;
+
+-- Space and time in one index, for the most common search: a bbox (or geometry) and a
+-- datetime. Boxes are the R-tree boxes of rtree_items_geometry; time is the item's
+-- [start, end] in days since the Unix epoch. The R-tree keeps 32-bit floats rounded outward,
+-- so its boxes hold the exact values and every search then tests those exactly. Items
+-- without geometry have no entry, as in rtree_items_geometry (the GeoPackage index, which
+-- stays as the GeoPackage specification defines it).
+CREATE VIRTUAL TABLE rtree_items_spacetime USING rtree (id, minx, maxx, miny, maxy, mint, maxt);
+INSERT INTO rtree_items_spacetime (id, minx, maxx, miny, maxy, mint, maxt)
+    SELECT r.id, r.minx, r.maxx, r.miny, r.maxy,
+           i.datetime_start / 86400000000.0, i.datetime_end / 86400000000.0
+    FROM rtree_items_geometry r JOIN items i ON i.fid = r.id;

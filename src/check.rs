@@ -87,10 +87,35 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
             row.get::<_, Option<i64>>(1)?
         ));
     }
-    let rtree: String =
-        conn.query_row("SELECT rtreecheck('rtree_items_geometry')", [], |r| r.get(0))?;
-    if rtree != "ok" {
-        report.problem(format!("R-tree structure: {rtree}"));
+    for table in ["rtree_items_geometry", "rtree_items_spacetime"] {
+        let rtree: String = conn.query_row("SELECT rtreecheck(?1)", [table], |r| r.get(0))?;
+        if rtree != "ok" {
+            report.problem(format!("R-tree structure ({table}): {rtree}"));
+        }
+    }
+    // The space-time R-tree holds each item's spatial R-tree box and its time in days, both
+    // rounded outward; anything else (missing, extra, narrower) is a problem.
+    let mut spacetime = conn.prepare(
+        "SELECT i.collection, i.id FROM items i
+         JOIN rtree_items_geometry r ON r.id = i.fid
+         LEFT JOIN rtree_items_spacetime s ON s.id = i.fid
+         WHERE s.id IS NULL
+            OR s.minx > r.minx OR s.maxx < r.maxx OR s.miny > r.miny OR s.maxy < r.maxy
+            OR s.minx < r.minx - 1e-3 OR s.maxx > r.maxx + 1e-3
+            OR s.miny < r.miny - 1e-3 OR s.maxy > r.maxy + 1e-3
+            OR s.mint > i.datetime_start / 86400000000.0
+            OR s.maxt < i.datetime_end / 86400000000.0
+            OR s.mint < i.datetime_start / 86400000000.0 - 0.01
+            OR s.maxt > i.datetime_end / 86400000000.0 + 0.01
+         UNION ALL
+         SELECT i.collection, i.id FROM rtree_items_spacetime s JOIN items i ON i.fid = s.id
+         WHERE s.id NOT IN (SELECT id FROM rtree_items_geometry)",
+    )?;
+    for row in spacetime.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (collection, id) = row?;
+        report.problem(format!(
+            "item '{id}' in '{collection}': its space-time R-tree entry does not match"
+        ));
     }
     let mut placeholders = conn.prepare("SELECT id FROM collections WHERE content IS NULL")?;
     for id in placeholders.query_map([], |r| r.get::<_, String>(0))? {
@@ -98,6 +123,10 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
     }
     for (table, sql) in [
         ("R-tree", "SELECT id FROM rtree_items_geometry WHERE id NOT IN (SELECT fid FROM items)"),
+        (
+            "space-time R-tree",
+            "SELECT id FROM rtree_items_spacetime WHERE id NOT IN (SELECT fid FROM items)",
+        ),
         ("FTS index", "SELECT rowid FROM items_fts WHERE rowid NOT IN (SELECT fid FROM items)"),
     ] {
         let mut stmt = conn.prepare(sql)?;

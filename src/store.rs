@@ -254,6 +254,7 @@ pub struct Writer<'c> {
     /// statement cache hashed their SQL text three times per item.
     insert_item: rusqlite::Statement<'c>,
     insert_rtree: rusqlite::Statement<'c>,
+    insert_spacetime: rusqlite::Statement<'c>,
     insert_fts: rusqlite::Statement<'c>,
     now: i64,
     collections: HashMap<String, CollectionState>,
@@ -289,6 +290,10 @@ impl<'c> Writer<'c> {
                 "INSERT INTO items (collection, id, datetime_start, datetime_end, minx, miny,
                                     maxx, maxy, geometry, content)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            insert_spacetime: conn.prepare(
+                "INSERT INTO rtree_items_spacetime (id, minx, maxx, miny, maxy, mint, maxt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6 / 86400000000.0, ?7 / 86400000000.0)",
             )?,
             insert_rtree: conn.prepare(
                 "INSERT INTO rtree_items_geometry (id, minx, maxx, miny, maxy)
@@ -418,6 +423,8 @@ impl<'c> Writer<'c> {
         };
         if let Some(r) = item.index_box {
             self.insert_rtree.execute(params![fid, r[0], r[2], r[1], r[3]])?;
+            self.insert_spacetime
+                .execute(params![fid, r[0], r[2], r[1], r[3], item.start, item.end])?;
         }
         self.insert_fts.execute(params![
             fid,
@@ -493,10 +500,14 @@ impl<'c> Writer<'c> {
     /// number of items deleted.
     pub fn delete_collection(&mut self, id: &str) -> Result<u64> {
         let conn = self.conn;
-        conn.execute(
-            "DELETE FROM rtree_items_geometry WHERE id IN (SELECT fid FROM items WHERE collection = ?1)",
-            [id],
-        )?;
+        for rtree in ["rtree_items_geometry", "rtree_items_spacetime"] {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {rtree} WHERE id IN (SELECT fid FROM items WHERE collection = ?1)"
+                ),
+                [id],
+            )?;
+        }
         conn.execute(
             "DELETE FROM items_fts WHERE rowid IN (SELECT fid FROM items WHERE collection = ?1)",
             [id],
@@ -649,6 +660,9 @@ impl<'c> Writer<'c> {
     fn unindex(&self, fid: i64) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM rtree_items_geometry WHERE id = ?1")?
+            .execute([fid])?;
+        self.conn
+            .prepare_cached("DELETE FROM rtree_items_spacetime WHERE id = ?1")?
             .execute([fid])?;
         self.conn.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?.execute([fid])?;
         Ok(())

@@ -89,6 +89,11 @@ pub(crate) struct Plan {
     request: Request,
 }
 
+/// The longest span of each time class of `items.time_class` (schema step 3), in
+/// microseconds; `None` for the last, unbounded class.
+const TIME_CLASSES: [Option<i64>; 5] =
+    [Some(0), Some(86_400_000_000), Some(2_764_800_000_000), Some(31_708_800_000_000), None];
+
 /// The order used when the request gives none: newest first, then by id (as pgstac does).
 fn default_order() -> Vec<SortKey> {
     vec![
@@ -123,15 +128,27 @@ impl Plan {
                 push("i.datetime_start <= ?".into(), vec![SqlValue::Integer(end)]);
             }
             if let Some(start) = start {
-                let span: i64 = conn
+                // One range of `items_time_class` per class of span (see schema step 3); the
+                // last class is bounded by the longest span there is.
+                let longest: i64 = conn
                     .query_row("SELECT max(datetime_end - datetime_start) FROM items", [], |r| {
                         r.get::<_, Option<i64>>(0)
                     })?
                     .unwrap_or(0);
-                push(
-                    "i.datetime_end >= ? AND i.datetime_start >= ?".into(),
-                    vec![SqlValue::Integer(start), SqlValue::Integer(start.saturating_sub(span))],
-                );
+                let mut terms = Vec::new();
+                let mut params = Vec::new();
+                for (class, span) in TIME_CLASSES.iter().enumerate() {
+                    let span = span.unwrap_or(longest).min(longest);
+                    terms.push(match end {
+                        Some(_) => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_start <= ? AND i.datetime_end >= ?)",
+                        None => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_end >= ?)",
+                    });
+                    params.push(SqlValue::Integer(class as i64));
+                    params.push(SqlValue::Integer(start.saturating_sub(span)));
+                    params.extend(end.map(SqlValue::Integer));
+                    params.push(SqlValue::Integer(start));
+                }
+                push(format!("({})", terms.join(" OR ")), params);
             }
         }
         if let Some(boxes) = &request.bbox {
@@ -144,7 +161,7 @@ impl Plan {
             let geometry = serde_json::json!({"type": "MultiPolygon", "coordinates": coordinates});
             let footprint = geometry::footprint(&geometry)
                 .map_err(|e| SearchError::Parameter { name: "bbox", message: e })?;
-            parts.borrow_mut().push(spatial(boxes, footprint.blob));
+            parts.borrow_mut().push(spatial(boxes, footprint.blob, request.datetime));
         }
         if let Some(geometry) = &request.intersects {
             let footprint = geometry::footprint(geometry).map_err(|e| SearchError::Parameter {
@@ -157,7 +174,7 @@ impl Plan {
                 return Plan::finish(parts.take(), request);
             };
             let boxes = [geometry::globe_box(bounds)];
-            parts.borrow_mut().push(spatial(&boxes, footprint.blob));
+            parts.borrow_mut().push(spatial(&boxes, footprint.blob, request.datetime));
         }
         if let Some(q) = &request.q {
             let expression = freetext::to_fts5(q).map_err(SearchError::FreeText)?;
@@ -256,6 +273,28 @@ impl Plan {
 
     /// `SELECT count(*)` of the matching items.
     fn count_sql(&self) -> (String, Vec<SqlValue>) {
+        // Without conditions other than collections, the collections' item counts (kept
+        // exact in the same transactions as the items) answer without reading the items.
+        let r = &self.request;
+        let only_collections = r.bbox.is_none()
+            && r.intersects.is_none()
+            && r.datetime.is_none()
+            && r.ids.is_empty()
+            && r.filter.is_none()
+            && r.query.is_none()
+            && r.q.is_none();
+        if only_collections {
+            return if r.collections.is_empty() {
+                ("SELECT coalesce(sum(item_count), 0) FROM collections".into(), Vec::new())
+            } else {
+                (
+                    "SELECT coalesce(sum(item_count), 0) FROM collections \
+                     WHERE id IN (SELECT value FROM json_each(?))"
+                        .into(),
+                    vec![SqlValue::Text(Value::from(r.collections.clone()).to_string())],
+                )
+            };
+        }
         (
             format!("SELECT count(*) FROM items i WHERE {}", self.filter.sql),
             self.filter.params.clone(),
@@ -270,7 +309,12 @@ impl Plan {
         scan_in_order: bool,
     ) -> Result<(String, Vec<SqlValue>)> {
         let mut params: Vec<SqlValue> = Vec::new();
-        let mut select = String::from("SELECT i.fid, i.content");
+        // With a limit, the rows are chosen and ordered without their documents, which are
+        // read afterwards for the chosen rows only: SQLite's sorter would otherwise carry every
+        // matching row's document.
+        let two_phase = limit.is_some();
+        let mut select =
+            String::from(if two_phase { "SELECT i.fid" } else { "SELECT i.fid, i.content" });
         let mut key_params = self.order_params.iter();
         // Each JSON order expression has one parameter; it is bound again wherever the
         // expression is repeated.
@@ -279,9 +323,12 @@ impl Plan {
             let param = sql.contains('?').then(|| key_params.next().cloned()).flatten();
             exprs.push((sql.clone(), param));
         }
-        for (sql, param) in &exprs {
+        for (n, (sql, param)) in exprs.iter().enumerate() {
             select.push_str(", ");
             select.push_str(sql);
+            if two_phase {
+                select.push_str(&format!(" AS k{n}"));
+            }
             params.extend(param.clone());
         }
         let (index, filter) = if scan_in_order {
@@ -314,6 +361,22 @@ impl Plan {
         if let Some(limit) = limit {
             sql.push_str(" LIMIT ?");
             params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        }
+        if two_phase {
+            let keys: Vec<String> = (0..exprs.len()).map(|n| format!("p.k{n}")).collect();
+            let order: Vec<String> = self
+                .order
+                .iter()
+                .enumerate()
+                .map(|(n, (_, d))| format!("p.k{n} {}", if *d { "DESC" } else { "ASC" }))
+                .collect();
+            let fid_order = if last_descending { "p.fid DESC" } else { "p.fid ASC" };
+            sql = format!(
+                "SELECT p.fid, c.content, {} FROM ({sql}) p JOIN items c ON c.fid = p.fid \
+                 ORDER BY {}, {fid_order}",
+                keys.join(", "),
+                order.join(", ")
+            );
         }
         Ok((sql, params))
     }
@@ -381,17 +444,44 @@ impl Plan {
 
 /// R-tree candidates of `boxes`, then the exact test against the query geometry `blob`; and
 /// the exact test alone, for reading rows in order.
-fn spatial(boxes: &[[f64; 4]], blob: Vec<u8>) -> (SqlFilter, Option<SqlFilter>) {
+///
+/// With a datetime, the candidates come from the space-time R-tree, which narrows by both at
+/// once (the exact time test is a separate condition of the plan).
+fn spatial(
+    boxes: &[[f64; 4]],
+    blob: Vec<u8>,
+    datetime: Option<(Option<i64>, Option<i64>)>,
+) -> (SqlFilter, Option<SqlFilter>) {
+    const DAY: f64 = 86_400_000_000.0;
     let exact = SqlFilter {
         sql: "stacdb_search_intersects(i.geometry, ?)".into(),
         params: vec![SqlValue::Blob(blob.clone())],
     };
     let mut params = Vec::new();
-    let selects: Vec<&str> = boxes
+    let (table, time) = match datetime {
+        None => ("rtree_items_geometry", String::new()),
+        Some((start, end)) => {
+            let mut time = String::new();
+            if end.is_some() {
+                time.push_str(" AND mint <= ?");
+            }
+            if start.is_some() {
+                time.push_str(" AND maxt >= ?");
+            }
+            ("rtree_items_spacetime", time)
+        }
+    };
+    let selects: Vec<String> = boxes
         .iter()
         .map(|[x0, y0, x1, y1]| {
             params.extend([*x1, *x0, *y1, *y0].map(SqlValue::Real));
-            "SELECT id FROM rtree_items_geometry WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?"
+            if let Some((start, end)) = datetime {
+                params.extend(end.map(|e| SqlValue::Real(e as f64 / DAY)));
+                params.extend(start.map(|s| SqlValue::Real(s as f64 / DAY)));
+            }
+            format!(
+                "SELECT id FROM {table} WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?{time}"
+            )
         })
         .collect();
     params.push(SqlValue::Blob(blob));
