@@ -68,6 +68,32 @@ fn a_moved_rtree_box_is_found() {
 }
 
 #[test]
+fn a_missing_spacetime_entry_is_found() {
+    damaged(
+        &format!("DELETE FROM rtree_items_spacetime WHERE id = {ALPS_1}"),
+        "space-time R-tree entry does not match",
+    );
+}
+
+#[test]
+fn a_spacetime_entry_with_the_wrong_time_is_found() {
+    damaged(
+        &format!(
+            "UPDATE rtree_items_spacetime SET mint = mint + 3, maxt = maxt + 3 WHERE id = {ALPS_1}"
+        ),
+        "space-time R-tree entry does not match",
+    );
+}
+
+#[test]
+fn a_spacetime_entry_without_an_item_is_found() {
+    damaged(
+        "INSERT INTO rtree_items_spacetime VALUES (999999, 0, 1, 0, 1, 0, 1)",
+        "space-time R-tree entry 999999 has no item",
+    );
+}
+
+#[test]
 fn a_missing_fts_entry_is_found() {
     damaged(&format!("DELETE FROM items_fts WHERE rowid = {ALPS_1}"), "missing from the FTS index");
 }
