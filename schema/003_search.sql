@@ -9,6 +9,9 @@ ALTER TABLE catalog ADD COLUMN token_secret BLOB;
 CREATE INDEX items_datetime_id ON items (datetime_start, id);
 DROP INDEX items_datetime_start;
 
+-- Item ids across collections (the `ids` search parameter without `collections`).
+CREATE INDEX items_id ON items (id);
+
 -- The longest time span of any item, read as MAX() from the end of this index.
 CREATE INDEX items_time_span ON items (datetime_end - datetime_start);
 

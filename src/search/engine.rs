@@ -12,8 +12,8 @@
 //! Each part uses an index: `collections` and `ids` the unique (collection, id) index; time
 //! a range on `datetime_start` (`items_datetime_id`), bounded below by the query's start
 //! minus the longest item span (read from `items_time_span`); space the R-tree (its
-//! candidates, then the exact predicate on the stored geometry); `q` the FTS5 index. SQLite's
-//! planner, with the statistics `ANALYZE` gathers, picks the most selective to lead with. The
+
+//! planner picks which to lead with, and the plan steers it where its guesses fail (below). The
 //! default order (newest first, then id, then fid) is a backward scan of `items_datetime_id`,
 //! so a search without a filter stops after `limit` rows.
 //!
@@ -84,6 +84,8 @@ pub(crate) struct Plan {
     /// Whether each order expression can be NULL (JSON properties can).
     nullable: Vec<bool>,
     fingerprint: token::Fingerprint,
+    /// The bbox as a geometry blob (for the exact test), when the search has a bbox.
+    query_blob: Vec<u8>,
     /// The fields to return, compiled once for every row.
     selection: fields::Selection,
     request: Request,
@@ -123,32 +125,56 @@ impl Plan {
                 vec![SqlValue::Text(Value::from(request.ids.clone()).to_string())],
             );
         }
+        let spatial_query = request.bbox.is_some() || request.intersects.is_some();
+        let mut query_blob = Vec::new();
         if let Some((start, end)) = request.datetime {
-            if let Some(end) = end {
-                push("i.datetime_start <= ?".into(), vec![SqlValue::Integer(end)]);
-            }
-            if let Some(start) = start {
-                // One range of `items_time_class` per class of span (see schema step 3); the
-                // last class is bounded by the longest span there is.
-                let longest: i64 = conn
-                    .query_row("SELECT max(datetime_end - datetime_start) FROM items", [], |r| {
-                        r.get::<_, Option<i64>>(0)
-                    })?
-                    .unwrap_or(0);
-                let mut terms = Vec::new();
-                let mut params = Vec::new();
-                for (class, span) in TIME_CLASSES.iter().enumerate() {
-                    let span = span.unwrap_or(longest).min(longest);
-                    terms.push(match end {
-                        Some(_) => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_start <= ? AND i.datetime_end >= ?)",
-                        None => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_end >= ?)",
-                    });
-                    params.push(SqlValue::Integer(class as i64));
-                    params.push(SqlValue::Integer(start.saturating_sub(span)));
-                    params.extend(end.map(SqlValue::Integer));
-                    params.push(SqlValue::Integer(start));
+            if spatial_query {
+                // The space-time R-tree narrows by time already (see `spatial`): the exact
+                // test is written so that no index can serve it (`+`), which keeps SQLite from
+                // leading with a wide time range instead of the R-tree's few candidates.
+                // Read in time order (`scan_filter`), the bound on the start does serve.
+                let both = |sql: &str, value: i64| {
+                    let params = vec![SqlValue::Integer(value)];
+                    parts.borrow_mut().push((
+                        SqlFilter { sql: format!("+{sql}"), params: params.clone() },
+                        Some(SqlFilter { sql: sql.to_string(), params }),
+                    ));
+                };
+                if let Some(end) = end {
+                    both("i.datetime_start <= ?", end);
                 }
-                push(format!("({})", terms.join(" OR ")), params);
+                if let Some(start) = start {
+                    both("i.datetime_end >= ?", start);
+                }
+            } else {
+                if let Some(end) = end {
+                    push("i.datetime_start <= ?".into(), vec![SqlValue::Integer(end)]);
+                }
+                if let Some(start) = start {
+                    // One range of `items_time_class` per class of span (see schema step 3); the
+                    // last class is bounded by the longest span there is.
+                    let longest: i64 = conn
+                        .query_row(
+                            "SELECT max(datetime_end - datetime_start) FROM items",
+                            [],
+                            |r| r.get::<_, Option<i64>>(0),
+                        )?
+                        .unwrap_or(0);
+                    let mut terms = Vec::new();
+                    let mut params = Vec::new();
+                    for (class, span) in TIME_CLASSES.iter().enumerate() {
+                        let span = span.unwrap_or(longest).min(longest);
+                        terms.push(match end {
+                            Some(_) => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_start <= ? AND i.datetime_end >= ?)",
+                            None => "(i.time_class = ? AND i.datetime_start >= ? AND i.datetime_end >= ?)",
+                        });
+                        params.push(SqlValue::Integer(class as i64));
+                        params.push(SqlValue::Integer(start.saturating_sub(span)));
+                        params.extend(end.map(SqlValue::Integer));
+                        params.push(SqlValue::Integer(start));
+                    }
+                    push(format!("({})", terms.join(" OR ")), params);
+                }
             }
         }
         if let Some(boxes) = &request.bbox {
@@ -161,6 +187,7 @@ impl Plan {
             let geometry = serde_json::json!({"type": "MultiPolygon", "coordinates": coordinates});
             let footprint = geometry::footprint(&geometry)
                 .map_err(|e| SearchError::Parameter { name: "bbox", message: e })?;
+            query_blob = footprint.blob.clone();
             parts.borrow_mut().push(spatial(boxes, footprint.blob, request.datetime));
         }
         if let Some(geometry) = &request.intersects {
@@ -171,7 +198,7 @@ impl Plan {
             let Some(bounds) = footprint.bounds else {
                 // An empty geometry intersects nothing.
                 push("0".into(), Vec::new());
-                return Plan::finish(parts.take(), request);
+                return Plan::finish(parts.take(), request, Vec::new());
             };
             let boxes = [geometry::globe_box(bounds)];
             parts.borrow_mut().push(spatial(&boxes, footprint.blob, request.datetime));
@@ -197,10 +224,14 @@ impl Plan {
             let SqlFilter { sql, params } = stacql::translate(query)?;
             push(format!("({sql})"), params);
         }
-        Plan::finish(parts.take(), request)
+        Plan::finish(parts.take(), request, query_blob)
     }
 
-    fn finish(parts: Vec<(SqlFilter, Option<SqlFilter>)>, request: &Request) -> Result<Plan> {
+    fn finish(
+        parts: Vec<(SqlFilter, Option<SqlFilter>)>,
+        request: &Request,
+        query_blob: Vec<u8>,
+    ) -> Result<Plan> {
         let and = |parts: Vec<&SqlFilter>| {
             let mut filter = SqlFilter { sql: String::new(), params: Vec::new() };
             for part in parts {
@@ -262,6 +293,7 @@ impl Plan {
             nullable,
             fingerprint: token::fingerprint(&identity),
             selection: request.fields.compile(),
+            query_blob,
             request: request.clone(),
         })
     }
@@ -283,6 +315,9 @@ impl Plan {
             && r.filter.is_none()
             && r.query.is_none()
             && r.q.is_none();
+        if let (Some(boxes), true) = (&r.bbox, only_box_and_time(r)) {
+            return box_count(boxes, r.datetime, self.query_blob.clone());
+        }
         if only_collections {
             return if r.collections.is_empty() {
                 ("SELECT coalesce(sum(item_count), 0) FROM collections".into(), Vec::new())
@@ -490,6 +525,81 @@ fn spatial(
         selects.join(" UNION ALL ")
     );
     (SqlFilter { sql, params }, Some(exact))
+}
+
+/// Whether a search has a bbox, perhaps a datetime, and nothing else that filters.
+fn only_box_and_time(r: &Request) -> bool {
+    r.bbox.is_some()
+        && r.intersects.is_none()
+        && r.ids.is_empty()
+        && r.collections.is_empty()
+        && r.filter.is_none()
+        && r.query.is_none()
+        && r.q.is_none()
+}
+
+/// Counts a bbox (and datetime) search in two parts: the R-tree entries wholly inside a box
+/// (and within the time), which match without reading their rows (the stored boxes are
+/// rounded outward, so the true ones are inside too), plus the exact test of the others.
+fn box_count(
+    boxes: &[[f64; 4]],
+    datetime: Option<(Option<i64>, Option<i64>)>,
+    blob: Vec<u8>,
+) -> (String, Vec<SqlValue>) {
+    const DAY: f64 = 86_400_000_000.0;
+    let table = if datetime.is_some() { "rtree_items_spacetime" } else { "rtree_items_geometry" };
+    let mut contained_params = Vec::new();
+    let mut rest_params = Vec::new();
+    let mut contained = Vec::new();
+    let mut rest = Vec::new();
+    for [x0, y0, x1, y1] in boxes {
+        let (start, end) = datetime.unwrap_or((None, None));
+        let (start, end) = (start.map(|s| s as f64 / DAY), end.map(|e| e as f64 / DAY));
+        let mut inside = "minx >= ? AND maxx <= ? AND miny >= ? AND maxy <= ?".to_string();
+        let mut inside_params = [*x0, *x1, *y0, *y1].map(SqlValue::Real).to_vec();
+        let mut touches = "minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?".to_string();
+        let mut touches_params = [*x1, *x0, *y1, *y0].map(SqlValue::Real).to_vec();
+        if let Some(start) = start {
+            inside.push_str(" AND mint >= ?");
+            inside_params.push(SqlValue::Real(start));
+            touches.push_str(" AND maxt >= ?");
+            touches_params.push(SqlValue::Real(start));
+        }
+        if let Some(end) = end {
+            inside.push_str(" AND maxt <= ?");
+            inside_params.push(SqlValue::Real(end));
+            touches.push_str(" AND mint <= ?");
+            touches_params.push(SqlValue::Real(end));
+        }
+        contained.push(format!("(SELECT count(*) FROM {table} WHERE {inside})"));
+        contained_params.extend(inside_params.iter().cloned());
+        rest.push(format!("SELECT id FROM {table} WHERE {touches} AND NOT ({inside})"));
+        rest_params.extend(touches_params);
+        rest_params.extend(inside_params);
+    }
+    let mut time = String::new();
+    let mut time_params = Vec::new();
+    if let Some((start, end)) = datetime {
+        if let Some(end) = end {
+            time.push_str(" AND +i.datetime_start <= ?");
+            time_params.push(SqlValue::Integer(end));
+        }
+        if let Some(start) = start {
+            time.push_str(" AND +i.datetime_end >= ?");
+            time_params.push(SqlValue::Integer(start));
+        }
+    }
+    let sql = format!(
+        "SELECT {} + (SELECT count(*) FROM items i WHERE i.fid IN ({}) \
+         AND stacdb_search_intersects(i.geometry, ?){time})",
+        contained.join(" + "),
+        rest.join(" UNION ")
+    );
+    let mut params = contained_params;
+    params.extend(rest_params);
+    params.push(SqlValue::Blob(blob));
+    params.extend(time_params);
+    (sql, params)
 }
 
 fn json_to_sql(value: &Value) -> Option<SqlValue> {

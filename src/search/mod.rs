@@ -163,14 +163,59 @@ fn contains(outer: &geo::Rect<f64>, inner: &geo::Rect<f64>) -> bool {
         && outer.max().y >= inner.max().y
 }
 
-/// The polygon as a box, when it is an axis-aligned rectangle without holes.
+/// The polygon as a box, when it is an axis-aligned rectangle without holes: five positions,
+/// the last the first, and four edges that each run along one axis with non-zero length,
+/// alternating (a triangle with a repeated vertex, a bow-tie or a line out and back is not a
+/// box, though all its positions are corners of its bounds).
 fn as_box(polygon: &geo::Polygon<f64>) -> Option<geo::Rect<f64>> {
-    if !polygon.interiors().is_empty() || polygon.exterior().0.len() != 5 {
+    let ring = &polygon.exterior().0;
+    if !polygon.interiors().is_empty() || ring.len() != 5 || ring[0] != ring[4] {
+        return None;
+    }
+    let horizontal = |a: &geo::Coord<f64>, b: &geo::Coord<f64>| a.y == b.y && a.x != b.x;
+    let vertical = |a: &geo::Coord<f64>, b: &geo::Coord<f64>| a.x == b.x && a.y != b.y;
+    let edges: Vec<(bool, bool)> =
+        ring.windows(2).map(|w| (horizontal(&w[0], &w[1]), vertical(&w[0], &w[1]))).collect();
+    let alternating =
+        edges.iter().all(|(h, v)| h != v) && edges.windows(2).all(|pair| pair[0].0 != pair[1].0);
+    if !alternating {
         return None;
     }
     let rect = polygon.bounding_rect()?;
+    // Four alternating axis-parallel edges closing the ring make a rectangle; check the
+    // corners anyway.
     let on_corner = |c: &geo::Coord<f64>| {
         (c.x == rect.min().x || c.x == rect.max().x) && (c.y == rect.min().y || c.y == rect.max().y)
     };
-    polygon.exterior().0.iter().all(on_corner).then_some(rect)
+    ring.iter().all(on_corner).then_some(rect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{LineString, Polygon};
+
+    fn polygon(points: &[(f64, f64)]) -> Polygon<f64> {
+        Polygon::new(LineString::from(points.to_vec()), vec![])
+    }
+
+    #[test]
+    fn only_rectangles_are_boxes() {
+        let square = polygon(&[(0., 0.), (10., 0.), (10., 10.), (0., 10.), (0., 0.)]);
+        assert!(as_box(&square).is_some());
+        let clockwise = polygon(&[(0., 0.), (0., 10.), (10., 10.), (10., 0.), (0., 0.)]);
+        assert!(as_box(&clockwise).is_some());
+        for not_a_box in [
+            // a triangle with a repeated vertex
+            &[(0., 0.), (10., 0.), (10., 10.), (10., 10.), (0., 0.)][..],
+            // out along the diagonal and back
+            &[(0., 0.), (10., 10.), (0., 0.), (10., 10.), (0., 0.)],
+            // a bow-tie
+            &[(0., 0.), (10., 10.), (10., 0.), (0., 10.), (0., 0.)],
+            // a line out and back along an edge
+            &[(0., 0.), (10., 0.), (0., 0.), (10., 0.), (0., 0.)],
+        ] {
+            assert!(as_box(&polygon(not_a_box)).is_none(), "{not_a_box:?}");
+        }
+    }
 }
