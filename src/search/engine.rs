@@ -9,13 +9,15 @@
 //! ORDER BY <sort keys>, i.fid LIMIT <limit + 1>
 //! ```
 //!
-//! Each part uses an index: `collections` and `ids` the unique (collection, id) index; time
-//! a range on `datetime_start` (`items_datetime_id`), bounded below by the query's start
-//! minus the longest item span (read from `items_time_span`); space the R-tree (its
-
-//! planner picks which to lead with, and the plan steers it where its guesses fail (below). The
-//! default order (newest first, then id, then fid) is a backward scan of `items_datetime_id`,
-//! so a search without a filter stops after `limit` rows.
+//! Each part uses an index: `collections` the unique (collection, id) index and `ids`
+//! `items_id`; a datetime alone one short range of `items_time_class` per class of time span;
+//! a bbox or intersects the R-tree (its candidates, then the exact test on the stored
+//! geometry), or with a datetime the space-time R-tree, which narrows by both; `q` the FTS5
+//! index. SQLite's planner picks which to lead with, and the plan steers it where its guesses
+//! fail: the time test of a spatial search cannot use an index (so the R-tree leads), and when
+//! the exact count shows that most rows match, the page walks `items_datetime_id` in order
+//! instead of sorting every match. The default order (newest first, then id, then fid) is a
+//! backward scan of `items_datetime_id`, so a search without a filter stops after `limit` rows.
 //!
 //! Every value is a bound parameter. The statement runs under the caller's time limit,
 //! enforced by SQLite's progress handler.
