@@ -1393,6 +1393,41 @@ fn parse_date(s: &str) -> Result<i64, FilterError> {
 }
 
 /// A CQL2 geometry literal as a GeoPackage blob.
+/// The boxes an item's geometry must touch for `expr` to hold, when `expr` (or one of the
+/// operands of its top-level `AND`) is a spatial predicate other than `S_DISJOINT` between
+/// `geometry` and a literal: each of those implies that the two intersect. The boxes are what
+/// the item R-tree can be asked for: the literal's bounds, widened to the whole longitude range
+/// when they run past ±180 (as the R-tree stores such items). `None` when nothing bounds it.
+pub fn spatial_bounds(expr: &Expr) -> Option<[f64; 4]> {
+    let Expr::Operation { op, args } = expr else { return None };
+    let op = op.to_ascii_lowercase();
+    if op == "and" {
+        return args.iter().find_map(|a| spatial_bounds(a));
+    }
+    let implies_intersection =
+        SPATIAL.iter().any(|(s, name, _)| *name == op && *s != Spatial::Disjoint);
+    if !implies_intersection || args.len() != 2 {
+        return None;
+    }
+    let is_geometry = |e: &Expr| matches!(e, Expr::Property { property } if property == "geometry");
+    let literal = match (&*args[0], &*args[1]) {
+        (g, other) | (other, g) if is_geometry(g) => other,
+        _ => return None,
+    };
+    let blob = match literal {
+        Expr::Geometry(g) => geometry_blob(g).ok()?,
+        Expr::BBox { bbox } => bbox_blob(bbox).ok()?,
+        _ => return None,
+    };
+    let envelope = geometry::envelope(&blob)?;
+    Some(geometry::globe_box([
+        envelope.min().x,
+        envelope.min().y,
+        envelope.max().x,
+        envelope.max().y,
+    ]))
+}
+
 fn geometry_blob(g: &cql2::Geometry) -> Result<Vec<u8>, FilterError> {
     // Both variants serialise as GeoJSON (WKT is converted by the cql2 crate).
     let value = serde_json::to_value(g).map_err(|e| FilterError::Geometry(e.to_string()))?;

@@ -221,6 +221,18 @@ impl Plan {
             let SqlFilter { sql, params } =
                 cql2sql::translate(&expr).map_err(SearchError::Filter)?;
             push(format!("({sql})"), params);
+            // A spatial predicate with a literal: the R-tree's candidates first.
+            if let Some([x0, y0, x1, y1]) = cql2sql::spatial_bounds(&expr) {
+                parts.borrow_mut().push((
+                    SqlFilter {
+                        sql: "i.fid IN (SELECT id FROM rtree_items_geometry \
+                              WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+                            .into(),
+                        params: [x1, x0, y1, y0].map(SqlValue::Real).to_vec(),
+                    },
+                    Some(SqlFilter { sql: "1".into(), params: Vec::new() }),
+                ));
+            }
         }
         if let Some(query) = &request.query {
             let SqlFilter { sql, params } = stacql::translate(query)?;
