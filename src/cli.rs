@@ -297,7 +297,8 @@ struct SearchArgs {
     #[arg(long, value_name = "[+|-]FIELD,...", allow_hyphen_values = true)]
     sortby: Option<String>,
     /// Fields to return, comma-separated: a name includes it, -name excludes it (dotted
-    /// paths such as properties.datetime or assets.B01.href).
+    /// paths such as properties.datetime or assets.B01.href). With only -names, every field
+    /// but those.
     #[arg(long, value_name = "[+|-]FIELD,...", allow_hyphen_values = true)]
     fields: Option<String>,
     /// Items per page with --format json (default 10).
@@ -488,8 +489,19 @@ fn search(args: SearchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         body["sortby"] = json!(keys);
     }
     if let Some(fields) = &args.fields {
-        body["fields"] =
-            json!(fields.split(',').map(str::trim).filter(|f| !f.is_empty()).collect::<Vec<_>>());
+        // As a POST body says it: with only excludes, everything but those.
+        let names: Vec<&str> = fields.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+        let include: Vec<&str> = names
+            .iter()
+            .filter(|n| !n.starts_with('-'))
+            .map(|n| n.trim_start_matches('+'))
+            .collect();
+        let exclude: Vec<&str> = names.iter().filter_map(|n| n.strip_prefix('-')).collect();
+        body["fields"] = if include.is_empty() {
+            json!({ "exclude": exclude })
+        } else {
+            json!({ "include": include, "exclude": exclude })
+        };
     }
     if let Some(next) = &args.next {
         body["token"] = json!(next);

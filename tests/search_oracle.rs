@@ -1335,7 +1335,7 @@ fn env_number(name: &str) -> Option<u64> {
 }
 
 /// The seed used when `STACDB_ORACLE_SEED` is not set.
-const DEFAULT_SEED: u64 = 0x5eed_0f_57ac_db;
+const DEFAULT_SEED: u64 = 0x5eed_0f57_acdb;
 
 /// Runs the cases over one data set and asserts the catalog agreed with the oracle on all.
 fn run(ds: &DataSet, catalog: &Catalog) {

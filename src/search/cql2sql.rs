@@ -88,6 +88,10 @@ pub const MAX_TEXT_LEN: usize = 1 << 20;
 /// text filter may hold. This bounds how deep the parser can recurse.
 pub const MAX_OPERATORS: usize = 10_000;
 
+/// The longest LIKE pattern, in bytes once translated (SQLite's default
+/// `SQLITE_LIMIT_LIKE_PATTERN_LENGTH`).
+const MAX_PATTERN_LEN: usize = 50_000;
+
 /// The most grammar rule calls one CQL2 text parse may make (see [`parse_text`]).
 const PEST_CALL_LIMIT: usize = 5_000_000;
 
@@ -419,7 +423,7 @@ enum PropRef {
 
 impl PropRef {
     fn new(name: &str) -> PropRef {
-        if name.is_empty() || name.contains(['"', '\0']) {
+        if name.is_empty() || name.contains(['"', '\\', '\0']) {
             PropRef::Key(name.to_string())
         } else {
             PropRef::Path(format!("$.properties.\"{name}\""))
@@ -862,13 +866,18 @@ impl Translator {
                 let value = self
                     .coerce(value, Ty::Text)
                     .map_err(|_| args_error(op, "the value to match must be a string"))?;
-                bool_frag(
-                    Frag::raw("(")
-                        .f(&value)
-                        .s(" GLOB ")
-                        .f(&text_param(&like_to_glob(&pattern)))
-                        .s(")"),
-                )
+                // SQLite reads a pattern only up to a NUL, and refuses longer ones.
+                if pattern.contains('\0') {
+                    return Err(args_error(op, "a pattern cannot contain the NUL character"));
+                }
+                let glob = like_to_glob(&pattern);
+                if glob.len() > MAX_PATTERN_LEN {
+                    return Err(args_error(
+                        op,
+                        format!("the pattern is longer than {MAX_PATTERN_LEN} bytes"),
+                    ));
+                }
+                bool_frag(Frag::raw("(").f(&value).s(" GLOB ").f(&text_param(&glob)).s(")"))
             }
             "casei" | "accenti" => {
                 arity(1)?;
@@ -1431,7 +1440,20 @@ pub fn spatial_bounds(expr: &Expr) -> Option<[f64; 4]> {
 fn geometry_blob(g: &cql2::Geometry) -> Result<Vec<u8>, FilterError> {
     // Both variants serialise as GeoJSON (WKT is converted by the cql2 crate).
     let value = serde_json::to_value(g).map_err(|e| FilterError::Geometry(e.to_string()))?;
-    geometry::footprint(&value).map(|f| f.blob).map_err(FilterError::Geometry)
+    on_globe(geometry::footprint(&value).map_err(FilterError::Geometry)?)
+}
+
+/// Refuses literals far off the globe (longitudes beyond ±360, latitudes beyond ±90): the
+/// geometry predicates degenerate on them.
+fn on_globe(footprint: geometry::Footprint) -> Result<Vec<u8>, FilterError> {
+    if let Some([minx, miny, maxx, maxy]) = footprint.bounds
+        && (minx < -360.0 || maxx > 360.0 || miny < -90.0 || maxy > 90.0)
+    {
+        return Err(FilterError::Geometry(
+            "coordinates must be longitudes within ±360 and latitudes within ±90".into(),
+        ));
+    }
+    Ok(footprint.blob)
 }
 
 /// A BBOX literal (4 or 6 numbers) as a GeoPackage blob; across the antimeridian, two boxes.
@@ -1459,7 +1481,7 @@ fn bbox_blob(items: &[Box<Expr>]) -> Result<Vec<u8>, FilterError> {
     } else {
         serde_json::json!({"type": "Polygon", "coordinates": ring(minx, maxx)})
     };
-    geometry::footprint(&value).map(|f| f.blob).map_err(FilterError::Geometry)
+    on_globe(geometry::footprint(&value).map_err(FilterError::Geometry)?)
 }
 
 /// An array literal as JSON values.

@@ -37,7 +37,7 @@ use rusqlite::{Connection, ErrorCode};
 use serde_json::{Map, Value};
 
 use super::cql2sql::{self, SqlFilter};
-use super::request::{Filter, Request, SortKey};
+use super::request::{FieldsForm, Filter, Request, SortKey};
 use super::token::{self, PageToken};
 use super::{SearchError, fields, freetext, stacql};
 use crate::{Result, geometry};
@@ -280,15 +280,26 @@ impl Plan {
                     nullable.push(false);
                 }
                 None => {
-                    if key.field == "geometry" || key.field.contains(['"', '\0']) {
+                    if key.field == "geometry" {
                         return Err(SearchError::Parameter {
                             name: "sortby",
-                            message: format!("cannot sort by '{}'", key.field),
+                            message: "cannot sort by geometry".into(),
                         }
                         .into());
                     }
-                    order.push(("json_extract(i.content, ?)".to_string(), key.descending));
-                    order_params.push(SqlValue::Text(format!("$.properties.\"{}\"", key.field)));
+                    if key.field.contains(['"', '\\', '\0']) {
+                        // No JSON path can name this key: look it up among the properties.
+                        order.push((
+                            "(SELECT value FROM json_each(i.content, '$.properties') WHERE key = ?)"
+                                .to_string(),
+                            key.descending,
+                        ));
+                        order_params.push(SqlValue::Text(key.field.clone()));
+                    } else {
+                        order.push(("json_extract(i.content, ?)".to_string(), key.descending));
+                        order_params
+                            .push(SqlValue::Text(format!("$.properties.\"{}\"", key.field)));
+                    }
                     nullable.push(true);
                 }
             }
@@ -306,7 +317,11 @@ impl Plan {
             order_params,
             nullable,
             fingerprint: token::fingerprint(&identity),
-            selection: request.fields.compile(),
+            selection: match request.fields_form {
+                FieldsForm::Lists => request.fields.compile(),
+                FieldsForm::DefaultSet => fields::Selection::default_set(),
+                FieldsForm::AllExcept => fields::Selection::all_except(&request.fields.exclude),
+            },
             query_blob,
             request: request.clone(),
         })
@@ -717,7 +732,8 @@ pub(crate) fn page(conn: &Connection, request: &Request, options: &SearchOptions
                 })?;
             (matched as f64).powi(2) > (limit as f64) * (total as f64)
         };
-        let (sql, params) = plan.page_sql(after.as_ref(), Some(limit + 1), scan_in_order)?;
+        let (sql, params) =
+            plan.page_sql(after.as_ref(), Some(limit.saturating_add(1)), scan_in_order)?;
         let mut statement = prepare(conn, &sql, &params)?;
         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
         let mut items = Vec::new();

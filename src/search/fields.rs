@@ -142,7 +142,7 @@ impl Fields {
                     node.mark.get_or_insert(Mark::Exclude);
                 }
             }
-            Mode::Select { trie, when_datetime_null: None }
+            Mode::Select { trie, when_datetime_null: None, root: None }
         } else {
             // Semantics 4: the default set minus the excluded paths.
             default_set_minus(&self.exclude)
@@ -176,7 +176,7 @@ enum Mode {
     Whole,
     /// Keep what the trie selects. In the default-set mode, `when_datetime_null` is the trie
     /// to use for Items whose `properties.datetime` is null or missing.
-    Select { trie: Node, when_datetime_null: Option<Node> },
+    Select { trie: Node, when_datetime_null: Option<Node>, root: Option<Mark> },
 }
 
 /// The default set (Semantics 1) minus the paths in `exclude`; a set difference, so an
@@ -197,6 +197,7 @@ fn default_set_minus(exclude: &[String]) -> Mode {
     Mode::Select {
         trie: build(&[]),
         when_datetime_null: Some(build(&DEFAULT_INCLUDE_WHEN_DATETIME_NULL)),
+        root: None,
     }
 }
 
@@ -208,6 +209,18 @@ impl Selection {
         Selection { mode: default_set_minus(&[]) }
     }
 
+    /// Everything but the excluded paths (Semantics 3: a POST `fields` object with `exclude`
+    /// and no `include` member).
+    pub fn all_except(exclude: &[String]) -> Selection {
+        let mut trie = Node::default();
+        for name in exclude {
+            trie.exclude_subtree(name);
+        }
+        Selection {
+            mode: Mode::Select { trie, when_datetime_null: None, root: Some(Mark::Include) },
+        }
+    }
+
     /// True when items pass through unchanged.
     pub fn is_whole(&self) -> bool {
         matches!(self.mode, Mode::Whole)
@@ -217,12 +230,12 @@ impl Selection {
     pub fn apply(&self, item: Map<String, Value>) -> Map<String, Value> {
         match &self.mode {
             Mode::Whole => item,
-            Mode::Select { trie, when_datetime_null } => {
+            Mode::Select { trie, when_datetime_null, root } => {
                 let trie = match when_datetime_null {
                     Some(alt) if datetime_is_null(&item) => alt,
                     _ => trie,
                 };
-                select(item, trie, None)
+                select(item, trie, *root)
             }
         }
     }

@@ -17,6 +17,20 @@ pub enum Filter {
     Json(Value),
 }
 
+/// How a request wrote `fields` (the fields extension gives each form its own meaning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldsForm {
+    /// The lists mean what they say: whole items when both are empty, the includes (minus the
+    /// more specific excludes) when there are includes, and the default set minus the excludes
+    /// when there are only excludes (as in a GET `fields=-a,-b`).
+    #[default]
+    Lists,
+    /// `fields` was given but names nothing (`"fields": {}`): the default set.
+    DefaultSet,
+    /// A POST object with `exclude` and no `include` member: everything but the excludes.
+    AllExcept,
+}
+
 /// One key of the order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortKey {
@@ -56,6 +70,8 @@ pub struct Request {
     pub sortby: Vec<SortKey>,
     /// Which fields of each item to return.
     pub fields: Fields,
+    /// How `fields` was written, which the lists alone cannot tell.
+    pub fields_form: FieldsForm,
     /// Items per page; `None` for the caller's default.
     pub limit: Option<u64>,
     /// The paging token of the page to return.
@@ -79,10 +95,68 @@ impl Request {
         let filter = object.remove("filter");
         let filter_lang = object.remove("filter-lang");
         let bbox = object.remove("bbox");
+        let limit = object.remove("limit");
+        let intersects = object.remove("intersects");
+        let fields_form = match object.get("fields") {
+            Some(Value::Object(f)) if !f.contains_key("include") && f.contains_key("exclude") => {
+                FieldsForm::AllExcept
+            }
+            Some(Value::Object(f)) if f.is_empty() => FieldsForm::DefaultSet,
+            Some(Value::Array(a)) if a.is_empty() => FieldsForm::DefaultSet,
+            Some(Value::String(s)) if s.is_empty() => FieldsForm::DefaultSet,
+            _ => FieldsForm::Lists,
+        };
         let search: Search = serde_json::from_value(Value::Object(object)).map_err(|e| {
             SearchError::Parameter { name: "body", message: format!("not a STAC API search: {e}") }
         })?;
         let mut request = Request::from_search(&search)?;
+        request.fields_form = fields_form;
+        request.limit = match limit {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64(),
+            Some(other) => {
+                return Err(SearchError::Parameter {
+                    name: "limit",
+                    message: format!("must be a whole number of at least 1, not {other}"),
+                });
+            }
+        };
+        match intersects {
+            None | Some(Value::Null) => {}
+            Some(geometry) => {
+                let is_geometry = geometry.get("type").and_then(Value::as_str).is_some_and(|t| {
+                    matches!(
+                        t,
+                        "Point"
+                            | "MultiPoint"
+                            | "LineString"
+                            | "MultiLineString"
+                            | "Polygon"
+                            | "MultiPolygon"
+                            | "GeometryCollection"
+                    )
+                });
+                if !is_geometry {
+                    return Err(SearchError::Parameter {
+                        name: "intersects",
+                        message: "must be a GeoJSON geometry object (Point, LineString, Polygon, their Multi- forms or GeometryCollection), not a Feature or anything else".into(),
+                    });
+                }
+                if bbox.as_ref().is_some_and(|b| !b.is_null()) {
+                    return Err(SearchError::Parameter {
+                        name: "intersects",
+                        message: "bbox and intersects cannot be used together".into(),
+                    });
+                }
+                let footprint =
+                    crate::geometry::footprint(&geometry).map_err(|e| SearchError::Parameter {
+                        name: "intersects",
+                        message: format!("not a GeoJSON geometry: {e}"),
+                    })?;
+                check_coordinates("intersects", footprint.bounds)?;
+                request.intersects = Some(geometry);
+            }
+        }
         match bbox {
             None | Some(Value::Null) => {}
             Some(Value::Array(values)) => {
@@ -297,6 +371,20 @@ fn filter_from(filter: Option<Value>, lang: Option<&str>) -> Result<Option<Filte
             });
         }
     })
+}
+
+/// Refuses geometries whose coordinates lie far off the globe: longitudes beyond ±360 or
+/// latitudes beyond ±90 (degenerate for the geometry predicates, and never meant).
+pub fn check_coordinates(name: &'static str, bounds: Option<[f64; 4]>) -> Result<(), SearchError> {
+    if let Some([minx, miny, maxx, maxy]) = bounds
+        && (minx < -360.0 || maxx > 360.0 || miny < -90.0 || maxy > 90.0)
+    {
+        return Err(SearchError::Parameter {
+            name,
+            message: "coordinates must be longitudes within ±360 and latitudes within ±90".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks a bbox of 4 or 6 numbers and returns the 2-D boxes it covers: two when it crosses
