@@ -56,6 +56,8 @@ struct Row {
     content: String,
     rtree: Option<[f64; 4]>,
     fts: Option<[Option<String>; 4]>,
+    /// The typed property columns, in `document::INDEXED_PROPERTIES` order.
+    indexed: [rusqlite::types::Value; 4],
 }
 
 pub(crate) fn check(conn: &Connection) -> Result<CheckReport> {
@@ -139,7 +141,8 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
     let mut stmt = conn.prepare(
         "SELECT i.fid, i.collection, i.id, i.datetime_start, i.datetime_end, i.minx, i.miny,
                 i.maxx, i.maxy, i.geometry, i.content, r.minx, r.miny, r.maxx, r.maxy,
-                f.rowid, f.id, f.title, f.description, f.keywords
+                f.rowid, f.id, f.title, f.description, f.keywords,
+                i.p_eo_cloud_cover, i.p_gsd, i.p_platform, i.p_constellation
          FROM items i
          LEFT JOIN rtree_items_geometry r ON r.id = i.fid
          LEFT JOIN items_fts f ON f.rowid = i.fid
@@ -169,6 +172,7 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
                 content: r.get(10)?,
                 rtree,
                 fts,
+                indexed: [r.get(20)?, r.get(21)?, r.get(22)?, r.get(23)?],
             });
         }
         if chunk.len() == CHUNK || (row.is_none() && !chunk.is_empty()) {
@@ -247,6 +251,15 @@ fn check_row(row: &Row) -> RowFindings {
     }
     if item.collection.as_ref().is_some_and(|c| *c != row.collection) {
         problems.push(format!("{name}: document names collection {:?}", item.collection));
+    }
+    for (n, (property, column, _)) in document::INDEXED_PROPERTIES.iter().enumerate() {
+        let want = crate::store::indexed_sql(&item.indexed[n]);
+        if want != row.indexed[n] {
+            problems.push(format!(
+                "{name}: column {column} holds {:?}, but property '{property}' gives {want:?}",
+                row.indexed[n]
+            ));
+        }
     }
     if (item.start, item.end) != (row.start, row.end) {
         problems.push(format!(

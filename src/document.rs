@@ -58,6 +58,38 @@ pub struct ItemDoc {
     pub text: SearchText,
     /// One entry per top-level property.
     pub properties: Vec<PropertySummary>,
+    /// The values of the typed, indexed property columns, in [`INDEXED_PROPERTIES`] order.
+    pub indexed: [Indexed; 4],
+}
+
+/// The properties stored in typed, indexed columns of `items` (schema step 3), in column order:
+/// the property, its column, and whether the column holds numbers (else strings).
+pub const INDEXED_PROPERTIES: [(&str, &str, bool); 4] = [
+    ("eo:cloud_cover", "p_eo_cloud_cover", true),
+    ("gsd", "p_gsd", true),
+    ("platform", "p_platform", false),
+    ("constellation", "p_constellation", false),
+];
+
+/// The value of a typed property column: the property's value when it has the column's JSON
+/// type, nothing otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Indexed {
+    /// Missing, null, or of another type.
+    None,
+    /// A number column's value.
+    Number(f64),
+    /// A string column's value.
+    Text(String),
+}
+
+/// The typed column values of an item's properties.
+pub fn indexed_values(properties: &Map<String, Value>) -> [Indexed; 4] {
+    INDEXED_PROPERTIES.map(|(name, _, numeric)| match properties.get(name) {
+        Some(Value::Number(n)) if numeric => n.as_f64().map_or(Indexed::None, Indexed::Number),
+        Some(Value::String(s)) if !numeric => Indexed::Text(s.clone()),
+        _ => Indexed::None,
+    })
 }
 
 /// A collection document.
@@ -411,6 +443,7 @@ fn build_item(parts: ItemParts<'_>, location: Location) -> Result<ItemDoc, DocEr
         geometry: footprint.map(|f| f.blob),
         text: search_text(properties),
         properties: summarize(properties),
+        indexed: indexed_values(properties),
     })
 }
 

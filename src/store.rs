@@ -288,8 +288,9 @@ impl<'c> Writer<'c> {
             conn,
             insert_item: conn.prepare(
                 "INSERT INTO items (collection, id, datetime_start, datetime_end, minx, miny,
-                                    maxx, maxy, geometry, content)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                    maxx, maxy, geometry, content, p_eo_cloud_cover, p_gsd,
+                                    p_platform, p_constellation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?,
             insert_spacetime: conn.prepare(
                 "INSERT INTO rtree_items_spacetime (id, minx, maxx, miny, maxy, mint, maxt)
@@ -365,7 +366,9 @@ impl<'c> Writer<'c> {
             self.conn
                 .prepare_cached(
                     "UPDATE items SET datetime_start = ?2, datetime_end = ?3, minx = ?4,
-                            miny = ?5, maxx = ?6, maxy = ?7, geometry = ?8, content = ?9
+                            miny = ?5, maxx = ?6, maxy = ?7, geometry = ?8, content = ?9,
+                            p_eo_cloud_cover = ?10, p_gsd = ?11, p_platform = ?12,
+                            p_constellation = ?13
                      WHERE fid = ?1",
                 )?
                 .execute(params![
@@ -377,7 +380,11 @@ impl<'c> Writer<'c> {
                     b.map(|b| b[2]),
                     b.map(|b| b[3]),
                     item.geometry,
-                    item.content
+                    item.content,
+                    indexed_sql(&item.indexed[0]),
+                    indexed_sql(&item.indexed[1]),
+                    indexed_sql(&item.indexed[2]),
+                    indexed_sql(&item.indexed[3]),
                 ])?;
             self.unindex(old.fid)?;
             self.stats_remove(collection, old.bbox, old.start, old.end)?;
@@ -393,15 +400,21 @@ impl<'c> Writer<'c> {
                 b.map(|b| b[2]),
                 b.map(|b| b[3]),
                 item.geometry,
-                item.content
+                item.content,
+                indexed_sql(&item.indexed[0]),
+                indexed_sql(&item.indexed[1]),
+                indexed_sql(&item.indexed[2]),
+                indexed_sql(&item.indexed[3]),
             ];
             let inserted = match mode {
                 Mode::Ignore => self
                     .conn
                     .prepare_cached(
                         "INSERT INTO items (collection, id, datetime_start, datetime_end, minx,
-                                            miny, maxx, maxy, geometry, content)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                            miny, maxx, maxy, geometry, content,
+                                            p_eo_cloud_cover, p_gsd, p_platform,
+                                            p_constellation)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                          ON CONFLICT (collection, id) DO NOTHING",
                     )?
                     .execute(values),
@@ -735,4 +748,14 @@ fn synthesized_collection(id: &str, stats: &Stats) -> String {
         "links": []
     })
     .to_string()
+}
+
+/// A typed property column's value as SQLite stores it.
+pub(crate) fn indexed_sql(value: &crate::document::Indexed) -> rusqlite::types::Value {
+    use crate::document::Indexed;
+    match value {
+        Indexed::None => rusqlite::types::Value::Null,
+        Indexed::Number(x) => rusqlite::types::Value::Real(*x),
+        Indexed::Text(s) => rusqlite::types::Value::Text(s.clone()),
+    }
 }

@@ -94,6 +94,11 @@ fn a_spacetime_entry_without_an_item_is_found() {
 }
 
 #[test]
+fn a_stale_typed_property_column_is_found() {
+    damaged("UPDATE items SET p_gsd = p_gsd + 1 WHERE p_gsd IS NOT NULL", "column p_gsd holds");
+}
+
+#[test]
 fn a_missing_fts_entry_is_found() {
     damaged(&format!("DELETE FROM items_fts WHERE rowid = {ALPS_1}"), "missing from the FTS index");
 }

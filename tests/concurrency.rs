@@ -156,7 +156,7 @@ fn writers_and_a_reader_share_one_file() {
                 loops += 1;
                 let out = run_clean("reader info", &["info", &cat_s, "--json"]);
                 let info: Value = serde_json::from_slice(&out.stdout).expect("info json");
-                assert_eq!(info["schema_version"], 2);
+                assert_eq!(info["schema_version"], stacdb::SCHEMA_VERSION);
                 let count = info["item_count"].as_u64().expect("item_count");
                 assert!(
                     (ANCHORS as u64..=expected.len() as u64 + 400).contains(&count),
