@@ -547,6 +547,18 @@ fn spatial_predicates() {
         set(&["alps-001", "delta-001"])
     );
     assert_eq!(f.ids("S_INTERSECTS(geometry, POINT Z(7.01 46.01 100))"), set(&["alps-001"]));
+    assert_eq!(
+        f.ids("S_INTERSECTS(geometry, MULTILINESTRING((7.01 45.9, 7.01 46.01), (4.51 51.7, 4.51 51.81)))"),
+        set(&["alps-001", "delta-001"])
+    );
+    assert_eq!(
+        f.ids("S_INTERSECTS(geometry, MULTIPOLYGON(((7.01 46.01, 7.02 46.01, 7.02 46.02, 7.01 46.01)), ((4.51 51.81, 4.52 51.81, 4.52 51.82, 4.51 51.81))))"),
+        set(&["alps-001", "delta-001"])
+    );
+    assert_eq!(
+        f.ids("S_INTERSECTS(geometry, LINESTRING(7.01 45.9, 7.01 46.01))"),
+        set(&["alps-001"])
+    );
     // the null-geometry item is never matched, not even by S_DISJOINT or its negation
     assert!(!f.ids("S_DISJOINT(geometry, POINT(0 0))").contains("survey-report-2021"));
     assert!(!f.ids("NOT S_DISJOINT(geometry, POINT(0 0))").contains("survey-report-2021"));
