@@ -62,6 +62,43 @@ enum Command {
     Search(SearchArgs),
     /// Print the exact number of items a search matches.
     Count(CountArgs),
+    /// Serve the catalog as a read-only STAC API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Serve the catalog as a read-only STAC API (core, collections, features, \
+        item search with filter, sort, fields, query and free text).\n\n\
+        The file is opened read-only: nothing a request does can change it, and it may be \
+        written by `stacdb ingest` from another process while it is served (new items appear \
+        on the next request). Stop with Ctrl-C (SIGINT) or SIGTERM.",
+    after_help = "Examples:\n  \
+        stacdb serve archive.stacdb\n  \
+        stacdb serve archive.stacdb --host 0.0.0.0 --port 9000 --base-url https://stac.example.org\n\n\
+        Then: curl http://127.0.0.1:8080/search?bbox=5.9,45.8,10.5,47.8&limit=5"
+)]
+struct ServeArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The URL links are built from (default: http:// and the request's Host header).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The largest request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_body: usize,
+    /// The largest page; a larger `limit` is lowered to it.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_limit: u64,
+    /// How long one search may run before the request fails (503).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -363,7 +400,8 @@ where
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STACDB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // `stacdb serve` logs a line per request (tower_http at info).
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tower_http=info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
 }
 
@@ -566,6 +604,28 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest(args) => return ingest(args, &mut out),
         Command::Search(args) => return search(args, &mut out),
+        Command::Serve(args) => {
+            if !(args.timeout.is_finite() && args.timeout > 0.0) {
+                return Err(UsageError(format!(
+                    "--timeout {}: must be a positive number of seconds",
+                    args.timeout
+                ))
+                .into());
+            }
+            if args.max_limit == 0 {
+                return Err(UsageError("--max-limit: must be at least 1".into()).into());
+            }
+            let options = crate::server::ServeOptions {
+                base_url: args.base_url,
+                max_body: args.max_body,
+                max_limit: args.max_limit,
+                timeout: Duration::from_secs_f64(args.timeout),
+                ..Default::default()
+            };
+            let address = format!("{}:{}", args.host, args.port);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(crate::server::serve(&args.catalog, &address, options))?;
+        }
         Command::Count(args) => {
             let request = crate::search::Request::from_json(&search_body(&args.filters)?)?;
             let options = search_options(&args.filters)?;

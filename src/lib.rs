@@ -32,6 +32,7 @@ pub mod geometry;
 mod info;
 pub mod ingest;
 pub mod search;
+pub mod server;
 pub mod store;
 
 use std::collections::BTreeMap;
