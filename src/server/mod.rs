@@ -311,7 +311,7 @@ fn link(rel: &str, href: String, media: &str) -> Value {
     json!({"rel": rel, "href": href, "type": media})
 }
 
-fn collection_ids(catalog: &Catalog) -> crate::Result<Vec<String>> {
+pub(crate) fn collection_ids(catalog: &Catalog) -> crate::Result<Vec<String>> {
     let mut stmt = catalog
         .connection()
         .prepare_cached("SELECT id FROM collections WHERE content IS NOT NULL ORDER BY id")?;
@@ -689,8 +689,8 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Percent-encodes one path segment.
-fn encode(segment: &str) -> String {
+/// Percent-encodes one path segment (everything but unreserved characters).
+pub(crate) fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
