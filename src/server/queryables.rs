@@ -383,8 +383,8 @@ mod tests {
 
     #[test]
     fn collection_ids_are_percent_encoded() {
-        assert_eq!(super::encode("a b/c~d_e.f-g"), "a%20b%2Fc~d_e.f-g");
-        assert_eq!(super::encode("é"), "%C3%A9");
+        assert_eq!(crate::server::encode("a b/c~d_e.f-g"), "a%20b%2Fc~d_e.f-g");
+        assert_eq!(crate::server::encode("é"), "%C3%A9");
     }
 
     #[test]
