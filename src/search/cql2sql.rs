@@ -351,6 +351,19 @@ impl Frag {
         self
     }
 
+    /// Fragments joined by `AND` or `OR` (the separator), grouped into a balanced tree of
+    /// parentheses: SQLite parses a flat chain as one left-deep tree, and refuses trees more
+    /// than 1,000 deep, so a filter of a thousand terms in one `OR` would fail.
+    fn tree(parts: &[Frag], separator: &str) -> Frag {
+        const FLAT: usize = 8;
+        if parts.len() <= FLAT {
+            return Frag::join(parts, separator);
+        }
+        let chunk = parts.len().div_ceil(FLAT);
+        let groups: Vec<Frag> = parts.chunks(chunk).map(|c| Frag::tree(c, separator)).collect();
+        Frag::join(&groups, separator)
+    }
+
     /// Fragments joined by a separator, in parentheses.
     fn join(parts: &[Frag], separator: &str) -> Frag {
         let mut out = Frag::raw("(");
@@ -808,7 +821,7 @@ impl Translator {
                 }
                 let parts =
                     args.iter().map(|a| self.predicate(a, depth)).collect::<Result<Vec<_>, _>>()?;
-                bool_frag(Frag::join(&parts, if lower == "and" { " AND " } else { " OR " }))
+                bool_frag(Frag::tree(&parts, if lower == "and" { " AND " } else { " OR " }))
             }
             "not" => {
                 arity(1)?;
@@ -1081,7 +1094,7 @@ impl Translator {
             .into_iter()
             .map(|item| self.compare(Cmp::Eq, value.clone(), item))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Frag::join(&parts, " OR "))
+        Ok(Frag::tree(&parts, " OR "))
     }
 
     fn arithmetic(
@@ -1235,7 +1248,7 @@ impl Translator {
         let (a_start, a_end) = (&a.0, &a.1);
         let (b_start, b_end) = (&b.0, &b.1);
         let c = |x: &Frag, op: &str, y: &Frag| Frag::raw("(").f(x).s(op).f(y).s(")");
-        let all = |parts: &[Frag]| Frag::join(parts, " AND ");
+        let all = |parts: &[Frag]| Frag::tree(parts, " AND ");
         // OGC 21-065r2, clause 6.3.11 / Allen's interval algebra, on closed intervals.
         Ok(match name {
             "t_after" => c(a_start, " > ", b_end),

@@ -346,6 +346,12 @@ fn filter_from(filter: Option<Value>, lang: Option<&str>) -> Result<Option<Filte
         name: "filter-lang",
         message: format!("'{lang}' is not \"cql2-text\" or \"cql2-json\""),
     };
+    if let Some(lang) = lang
+        && lang != "cql2-text"
+        && lang != "cql2-json"
+    {
+        return Err(bad_lang(lang));
+    }
     Ok(match (filter, lang) {
         (None | Some(Value::Null), _) => None,
         (Some(Value::String(text)), None | Some("cql2-text")) => Some(Filter::Text(text)),

@@ -187,6 +187,27 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Path segments, with a malformed one (not UTF-8 once decoded) answered as a JSON 400.
+struct Segments<T>(T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Segments<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match UrlPath::<T>::from_request_parts(parts, state).await {
+            Ok(UrlPath(value)) => Ok(Segments(value)),
+            Err(e) => Err(ApiError::bad_request(format!("malformed path: {}", e.body_text()))),
+        }
+    }
+}
+
 /// A JSON response with the given content type.
 fn respond(content_type: &'static str, value: &Value) -> Response {
     (
@@ -381,7 +402,7 @@ async fn catalog_queryables(State(state): State<Shared>, headers: HeaderMap) -> 
 async fn collection_queryables(
     State(state): State<Shared>,
     headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
+    Segments(id): Segments<String>,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
     with_catalog(&state, move |catalog| {
@@ -447,7 +468,7 @@ async fn collections(State(state): State<Shared>, headers: HeaderMap) -> ApiResu
 async fn collection(
     State(state): State<Shared>,
     headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
+    Segments(id): Segments<String>,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
     with_catalog(&state, move |catalog| Ok(respond(JSON, &collection_body(catalog, &id, &base)?)))
@@ -480,7 +501,7 @@ fn item_body(mut item: Map<String, Value>, base: &str) -> Map<String, Value> {
 async fn item(
     State(state): State<Shared>,
     headers: HeaderMap,
-    UrlPath((collection, id)): UrlPath<(String, String)>,
+    Segments((collection, id)): Segments<(String, String)>,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
     with_catalog(&state, move |catalog| match catalog.item(&collection, &id)? {
@@ -658,7 +679,7 @@ async fn search_post(
 async fn collection_items(
     State(state): State<Shared>,
     headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
+    Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
