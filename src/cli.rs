@@ -402,7 +402,11 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STACDB_LOG")
         // `stacdb serve` logs a line per request (tower_http at info).
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tower_http=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .try_init();
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

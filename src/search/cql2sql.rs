@@ -848,10 +848,18 @@ impl Translator {
                 bool_frag(frag)
             }
             "between" => {
-                arity(3)?;
+                // The draft form `[value, [low, high]]` (still sent by stac-api-validator) is
+                // read as `[value, low, high]`.
+                let (low, high) = match (args.len(), args.get(1).map(|a| &**a)) {
+                    (2, Some(Expr::Array(bounds))) if bounds.len() == 2 => (&bounds[0], &bounds[1]),
+                    _ => {
+                        arity(3)?;
+                        (&args[1], &args[2])
+                    }
+                };
                 let value = self.operand(&args[0], depth)?;
-                let low = self.operand(&args[1], depth)?;
-                let high = self.operand(&args[2], depth)?;
+                let low = self.operand(low, depth)?;
+                let high = self.operand(high, depth)?;
                 let above = self.compare(Cmp::Ge, value.clone(), low)?;
                 let below = self.compare(Cmp::Le, value, high)?;
                 bool_frag(Frag::join(&[above, below], " AND "))

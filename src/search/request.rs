@@ -6,7 +6,6 @@ use stac::api::{Direction, Search};
 
 use super::fields::Fields;
 use super::{SearchError, cql2sql};
-use crate::document;
 
 /// Which language a filter is written in.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +15,9 @@ pub enum Filter {
     /// CQL2 JSON.
     Json(Value),
 }
+
+/// Top-level members returned with any `include` list unless excluded by name.
+pub const ALWAYS_INCLUDED: [&str; 4] = ["type", "stac_version", "id", "collection"];
 
 /// How a request wrote `fields` (the fields extension gives each form its own meaning).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,6 +98,31 @@ impl Request {
         let filter_lang = object.remove("filter-lang");
         let bbox = object.remove("bbox");
         let limit = object.remove("limit");
+        // A single id or collection given as a string is a list of one.
+        for name in ["ids", "collections"] {
+            if let Some(Value::String(one)) = object.get(name) {
+                let list = Value::Array(vec![Value::String(one.clone())]);
+                object.insert(name.into(), list);
+            }
+        }
+        // `fields: null` says nothing usable; `include`/`exclude: null` are absent.
+        match object.get_mut("fields") {
+            Some(Value::Null) => {
+                return Err(SearchError::Parameter {
+                    name: "fields",
+                    message: "must be an object with include and exclude lists, or a list".into(),
+                });
+            }
+            Some(Value::Object(fields)) => {
+                // An explicit `"include": null` is an empty include list (the default set
+                // minus the excludes); a missing `include` means everything but the excludes.
+                if fields.get("include").is_some_and(Value::is_null) {
+                    fields.insert("include".into(), Value::Array(Vec::new()));
+                }
+                fields.retain(|_, v| !v.is_null());
+            }
+            _ => {}
+        }
         let intersects = object.remove("intersects");
         let fields_form = match object.get("fields") {
             Some(Value::Object(f)) if !f.contains_key("include") && f.contains_key("exclude") => {
@@ -111,6 +138,17 @@ impl Request {
         })?;
         let mut request = Request::from_search(&search)?;
         request.fields_form = fields_form;
+        // With an include list, what makes a minimal item comes along unless excluded by
+        // name: the fields extension allows it, and clients (pystac, stac-api-validator)
+        // expect an item to keep its type, version, id and collection.
+        if !request.fields.include.is_empty() {
+            for name in ALWAYS_INCLUDED {
+                let named = |list: &[String]| list.iter().any(|n| n == name);
+                if !named(&request.fields.include) && !named(&request.fields.exclude) {
+                    request.fields.include.push(name.to_string());
+                }
+            }
+        }
         request.limit = match limit {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64(),
@@ -435,9 +473,16 @@ pub fn parse_interval(text: &str) -> Result<(Option<i64>, Option<i64>), SearchEr
         if s.is_empty() || s == ".." {
             return Ok(None);
         }
-        document::parse_datetime(s).map(|t| Some(t.timestamp_micros())).ok_or_else(|| {
-            bad(format!("'{s}' is not an RFC 3339 date-time (such as 2021-06-01T00:00:00Z)"))
-        })
+        // RFC 3339 with its time zone (`Z` or an offset); a time without one is ambiguous.
+        // Lower-case `t`/`z` and a space for `T` are accepted, as RFC 3339 allows.
+        let normalized = s.replacen(' ', "T", 1).to_ascii_uppercase();
+        chrono::DateTime::parse_from_rfc3339(&normalized).map(|t| Some(t.timestamp_micros())).map_err(
+            |_| {
+                bad(format!(
+                    "'{s}' is not an RFC 3339 date-time with a time zone (such as 2021-06-01T00:00:00Z)"
+                ))
+            },
+        )
     };
     match text.split_once('/') {
         None => {
@@ -450,6 +495,11 @@ pub fn parse_interval(text: &str) -> Result<(Option<i64>, Option<i64>), SearchEr
                 return Err(bad(format!("'{text}' has more than one '/'")));
             }
             let (start, end) = (instant(start)?, instant(end)?);
+            if start.is_none() && end.is_none() {
+                return Err(bad(format!(
+                    "'{text}' is open at both ends; leave datetime out instead"
+                )));
+            }
             if let (Some(s), Some(e)) = (start, end)
                 && s > e
             {

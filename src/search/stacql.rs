@@ -9,7 +9,10 @@
 //! | `eq`, `neq` | `=`, `<>` |
 //! | `lt`, `lte`, `gt`, `gte` | `<`, `<=`, `>`, `>=` |
 //! | `startsWith`, `endsWith`, `contains` | `LIKE 'v%'`, `LIKE '%v'`, `LIKE '%v%'` (with `%`, `_` and `\` in `v` escaped) |
-//! | `in` | `IN (…)` |
+//! | `in` | `IN (…)`, or for an array property, any element in the list |
+//!
+//! A string value that spells a number (`"10"`) also compares as that number, since many
+//! clients send every value as a string.
 //!
 //! All the conditions, over every property and operator, must hold.
 
@@ -43,8 +46,16 @@ pub fn translate(query: &Map<String, Value>) -> Result<SqlFilter, SearchError> {
                 Value::String(s) => Ok(like_escape(s)),
                 _ => Err(bad(format!("'{property}': {operator} needs a string"))),
             };
+            // Many clients send every value as a string: one that reads as a number also
+            // compares as that number, so `{"eo:cloud_cover": {"lt": "10"}}` works.
             let comparison = |op: &str| -> Result<Value, SearchError> {
-                Ok(json!({ "op": op, "args": [target, scalar(value)?] }))
+                let as_given = json!({ "op": op, "args": [target, scalar(value)?] });
+                Ok(match numeric_string(value) {
+                    Some(n) => {
+                        json!({"op": "or", "args": [as_given, {"op": op, "args": [target, n]}]})
+                    }
+                    None => as_given,
+                })
             };
             let condition = match operator.as_str() {
                 "eq" => comparison("=")?,
@@ -68,7 +79,11 @@ pub fn translate(query: &Map<String, Value>) -> Result<SqlFilter, SearchError> {
                         return Err(bad(format!("'{property}': in needs at least one value")));
                     }
                     let values = values.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
-                    json!({"op": "in", "args": [target, values]})
+                    // An array property matches when any of its elements is in the list.
+                    json!({"op": "or", "args": [
+                        {"op": "in", "args": [target, values]},
+                        {"op": "a_overlaps", "args": [target, values]},
+                    ]})
                 }
                 other => {
                     return Err(bad(format!(
@@ -86,6 +101,12 @@ pub fn translate(query: &Map<String, Value>) -> Result<SqlFilter, SearchError> {
     };
     let expr = cql2sql::parse_json(&expr.to_string()).map_err(|e| bad(e.to_string()))?;
     cql2sql::translate(&expr).map_err(|e| bad(e.to_string()))
+}
+
+/// The number a string value spells, when it spells a finite one.
+fn numeric_string(value: &Value) -> Option<Value> {
+    let n: f64 = value.as_str()?.trim().parse().ok()?;
+    serde_json::Number::from_f64(n).filter(|_| n.is_finite()).map(Value::Number)
 }
 
 /// Escapes the CQL2 LIKE wildcards (`%`, `_`) and the escape character `\` itself.

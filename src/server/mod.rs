@@ -116,6 +116,8 @@ const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
     "https://api.stacspec.org/v1.1.0/item-search#sort",
     "https://api.stacspec.org/v1.1.0/ogcapi-features#sort",
     "https://api.stacspec.org/v1.0.0/item-search#fields",
@@ -363,15 +365,17 @@ async fn landing(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
         for id in collection_ids(catalog)? {
             links.push(link("child", format!("{base}/collections/{}", encode(&id)), JSON));
         }
-        let body = json!({
+        let mut body = json!({
             "type": "Catalog",
             "stac_version": "1.1.0",
             "id": meta.id,
-            "title": meta.title,
             "description": meta.description.unwrap_or_else(|| "A STAC catalog served by stacdb".into()),
             "conformsTo": conformance,
             "links": links,
         });
+        if let Some(title) = meta.title {
+            body["title"] = Value::String(title);
+        }
         Ok(respond(JSON, &body))
     })
     .await
@@ -604,6 +608,15 @@ async fn run_search(state: &Shared, base: String, body: Value, paging: Paging) -
         }
     }
     let mut links = vec![link("root", format!("{base}/"), JSON)];
+    links.push(match &paging {
+        Paging::Get { url, query } => {
+            let encoded =
+                form_urlencoded::Serializer::new(String::new()).extend_pairs(query.iter()).finish();
+            let href = if encoded.is_empty() { url.clone() } else { format!("{url}?{encoded}") };
+            json!({"rel": "self", "href": href, "type": GEOJSON})
+        }
+        Paging::Post { url } => json!({"rel": "self", "href": url, "type": GEOJSON}),
+    });
     if let Some(token) = &page.next {
         links.push(match paging {
             Paging::Get { url, mut query } => {
