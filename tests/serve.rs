@@ -770,7 +770,8 @@ async fn malformed_parameters_are_400_with_a_json_error() {
         json!({"token": "garbage"}),
         json!({"token": 42}),
         json!({"token": token, "bbox": [0, 0, 10, 60]}),
-        json!({"ids": "alps-001"}),
+        // (a single string is a list of one: `{"ids": "alps-001"}` is accepted)
+        json!({"ids": 7}),
         json!({"collections": 7}),
         json!({"intersects": {"type": "Feature", "geometry": null}}),
         json!({"q": 5}),

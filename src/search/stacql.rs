@@ -79,11 +79,16 @@ pub fn translate(query: &Map<String, Value>) -> Result<SqlFilter, SearchError> {
                         return Err(bad(format!("'{property}': in needs at least one value")));
                     }
                     let values = values.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
-                    // An array property matches when any of its elements is in the list.
-                    json!({"op": "or", "args": [
-                        {"op": "in", "args": [target, values]},
-                        {"op": "a_overlaps", "args": [target, values]},
-                    ]})
+                    let listed = json!({"op": "in", "args": [target, values]});
+                    if is_column(property) {
+                        listed
+                    } else {
+                        // An array property matches when any of its elements is in the list.
+                        json!({"op": "or", "args": [
+                            listed,
+                            {"op": "a_overlaps", "args": [target, values]},
+                        ]})
+                    }
                 }
                 other => {
                     return Err(bad(format!(
@@ -101,6 +106,14 @@ pub fn translate(query: &Map<String, Value>) -> Result<SqlFilter, SearchError> {
     };
     let expr = cql2sql::parse_json(&expr.to_string()).map_err(|e| bad(e.to_string()))?;
     cql2sql::translate(&expr).map_err(|e| bad(e.to_string()))
+}
+
+/// Whether the name is one of the item's own fields (never an array), not a property.
+fn is_column(name: &str) -> bool {
+    // As `cql2sql` names them: `properties.` reaches the columns only for the times.
+    let time = name.strip_prefix("properties.").unwrap_or(name);
+    matches!(name, "id" | "collection" | "geometry")
+        || matches!(time, "datetime" | "start_datetime" | "end_datetime")
 }
 
 /// The number a string value spells, when it spells a finite one.
@@ -141,6 +154,10 @@ mod tests {
         }
         let f = sql(json!({"platform": {"in": ["a", "b"]}, "gsd": {"gte": 1, "lt": 2}})).unwrap();
         assert!(f.sql.contains("AND"));
+        // `in` on the item's own fields, which are never arrays
+        for field in ["id", "collection", "properties.collection", "naip:state"] {
+            sql(json!({field: {"in": ["a", "b"]}})).unwrap_or_else(|e| panic!("{field}: {e}"));
+        }
     }
 
     #[test]
