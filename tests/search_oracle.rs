@@ -369,6 +369,14 @@ fn eval_query(q: &QueryCond, item: &Item) -> bool {
         ("endsWith", Value::String(s), Value::String(t)) => s.ends_with(t.as_str()),
         ("contains", Value::String(s), Value::String(t)) => s.contains(t.as_str()),
         (op, Value::Number(a), Value::Number(b)) => stacql_cmp(op).test(&a.as_f64(), &b.as_f64()),
+        // A string that spells a number also compares as that number (src/search/stacql.rs).
+        (op, Value::Number(a), Value::String(b))
+            if matches!(op, "eq" | "neq" | "lt" | "lte" | "gt" | "gte") =>
+        {
+            b.trim()
+                .parse::<f64>()
+                .is_ok_and(|b| b.is_finite() && stacql_cmp(op).test(&a.as_f64(), &Some(b)))
+        }
         (op, Value::String(a), Value::String(b)) => stacql_cmp(op).test(a, b),
         _ => false,
     }
