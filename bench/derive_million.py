@@ -61,7 +61,7 @@ import sys
 
 sys.dont_write_bytecode = True  # importing derive_set must not leave bench/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from derive_set import DATETIME_FIELDS, dumps, shift_years  # noqa: E402
+from derive_set import DATETIME_FIELDS, derive_doc, dumps, shift_years  # noqa: E402
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 WS = re.compile(r"[ \t\n\r]*")
@@ -114,19 +114,6 @@ def unique_members(text: str, start: int) -> dict:
             raise ValueError(f"duplicate key {key!r}")
         found[key] = (a, b)
     return found
-
-
-def derive_doc(doc: dict, k: int) -> dict:
-    """The plain JSON rewrite of copy k (what the splice must agree with)."""
-    doc = json.loads(json.dumps(doc))
-    doc["id"] = f"{doc['id']}-d{k}"
-    props = doc.get("properties") or {}
-    for field in DATETIME_FIELDS:
-        if isinstance(props.get(field), str):
-            props[field] = shift_years(props[field], k)
-    if isinstance(props.get("naip:year"), str) and props["naip:year"].isdigit():
-        props["naip:year"] = str(int(props["naip:year"]) - k)
-    return doc
 
 
 class Invalid(ValueError):

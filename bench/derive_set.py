@@ -46,6 +46,19 @@ def dumps(doc) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+def derive_doc(doc: dict, k: int) -> dict:
+    """Copy k of an item: a deep copy (key order kept) with the id and times rewritten."""
+    doc = json.loads(json.dumps(doc))
+    doc["id"] = f"{doc['id']}-d{k}"
+    props = doc.get("properties") or {}
+    for field in DATETIME_FIELDS:
+        if isinstance(props.get(field), str):
+            props[field] = shift_years(props[field], k)
+    if isinstance(props.get("naip:year"), str) and props["naip:year"].isdigit():
+        props["naip:year"] = str(int(props["naip:year"]) - k)
+    return doc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input")
@@ -70,15 +83,7 @@ def main() -> int:
         with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
             for k in range(args.copies):
                 for doc in docs:
-                    doc = json.loads(json.dumps(doc))  # a deep copy, key order kept
-                    doc["id"] = f"{doc['id']}-d{k}"
-                    props = doc.get("properties") or {}
-                    for field in DATETIME_FIELDS:
-                        if isinstance(props.get(field), str):
-                            props[field] = shift_years(props[field], k)
-                    if isinstance(props.get("naip:year"), str) and props["naip:year"].isdigit():
-                        props["naip:year"] = str(int(props["naip:year"]) - k)
-                    data = (dumps(doc) + "\n").encode("utf-8")
+                    data = (dumps(derive_doc(doc, k)) + "\n").encode("utf-8")
                     out.write(data)
                     size += len(data)
                     items += 1

@@ -35,6 +35,21 @@ TARGET_ITEMS_PER_S = 50_000
 TARGET_FLOOR_RATIO = 3.0
 
 
+def run_header(begin: str, meta: dict) -> list:
+    """The opening lines of a generated results section: the marker, the command, and what
+    the run ran on (shared by bench/ingest.sh and bench/search.sh)."""
+    return [
+        begin,
+        "",
+        f"Command (from the repository root): `{meta['command']}`",
+        "",
+        f"* Date: {meta['date']}; commit {meta['commit']}",
+        f"* Machine: {meta['cpu']}, nproc {meta['nproc']}, {meta['memory']}, Linux {meta['kernel']}",
+        f"* Load average (1/5/15 min) before: {meta['load_before']}; after: {meta['load_after']}",
+        f"* {meta['rustc']}; bundled SQLite {meta['sqlite']}; release profile",
+    ]
+
+
 def fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -51,16 +66,8 @@ def main() -> None:
         for r in csv.DictReader(f, delimiter="\t"):
             rows[(r["set"], r["pass"])].append(r)
 
-    out = []
+    out = run_header(BEGIN, meta)
     w = out.append
-    w(BEGIN)
-    w("")
-    w(f"Command (from the repository root): `{meta['command']}`")
-    w("")
-    w(f"* Date: {meta['date']}; commit {meta['commit']}")
-    w(f"* Machine: {meta['cpu']}, nproc {meta['nproc']}, {meta['memory']}, Linux {meta['kernel']}")
-    w(f"* Load average (1/5/15 min) before: {meta['load_before']}; after: {meta['load_after']}")
-    w(f"* {meta['rustc']}; bundled SQLite {meta['sqlite']}; release profile")
     w(f"* {meta['runs']} runs of each pass, round-robin; each ingest into a fresh file. "
       "Times are wall-clock seconds around the whole process (`date +%s.%N`), so they include "
       "start-up, schema creation, the commit, the fsyncs and (into an existing catalog) the WAL checkpoint at close.")

@@ -124,9 +124,11 @@ json.dump({
 EOF
 
 # The report: a markdown section, printed, and (unless --no-write) put into RESULTS.md.
+PYTHONPATH="$bench" PYTHONDONTWRITEBYTECODE=1 \
 python3 - "$meta" "$work" "$bench/RESULTS.md" "$write" "${results[@]}" <<'EOF'
 import json, sys
 from pathlib import Path
+from report import run_header
 
 BEGIN = "<!-- BEGIN bench/search.sh output: generated, edits here are overwritten -->"
 END = "<!-- END bench/search.sh output -->"
@@ -163,16 +165,8 @@ def ms(x):
     return f"{x:,.0f}"
 
 
-out = []
+out = run_header(BEGIN, meta)
 w = out.append
-w(BEGIN)
-w("")
-w(f"Command (from the repository root): `{meta['command']}`")
-w("")
-w(f"* Date: {meta['date']}; commit {meta['commit']}")
-w(f"* Machine: {meta['cpu']}, nproc {meta['nproc']}, {meta['memory']}, Linux {meta['kernel']}")
-w(f"* Load average (1/5/15 min) before: {meta['load_before']}; after: {meta['load_after']}")
-w(f"* {meta['rustc']}; bundled SQLite {meta['sqlite']}; release profile")
 w(f"* In process (`examples/search_bench.rs`, catalog opened read-only, default search options, "
   f"no time limit): one warm-up pass over the list, then {meta['runs']} run{'s' if meta['runs'] != 1 else ''} "
   "of each search (fewer where the runs column says so: the entry's `runs` in the list), round-robin. p50/p95 in milliseconds of wall clock. "

@@ -451,12 +451,7 @@ fn search_body(filters: &SearchFilters) -> anyhow::Result<serde_json::Value> {
     use serde_json::{Value, json};
     let mut body = serde_json::Map::new();
     if let Some(bbox) = &filters.bbox {
-        let numbers: Result<Vec<f64>, _> =
-            bbox.split(',').map(|v| v.trim().parse::<f64>()).collect();
-        let numbers = numbers.map_err(|_| {
-            UsageError(format!("--bbox '{bbox}': expected 4 or 6 comma-separated numbers"))
-        })?;
-        body.insert("bbox".into(), json!(numbers));
+        body.insert("bbox".into(), json!(crate::search::request::bbox_from_text(bbox)?));
     }
     let parse_json = |name: &str, text: &str| -> anyhow::Result<Value> {
         serde_json::from_str(text)
@@ -517,18 +512,7 @@ fn search(args: SearchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     use serde_json::json;
     let mut body = search_body(&args.filters)?;
     if let Some(sortby) = &args.sortby {
-        let keys: Vec<_> = sortby
-            .split(',')
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| {
-                let k = k.trim();
-                match k.strip_prefix('-') {
-                    Some(field) => json!({"field": field, "direction": "desc"}),
-                    None => json!({"field": k.strip_prefix('+').unwrap_or(k), "direction": "asc"}),
-                }
-            })
-            .collect();
-        body["sortby"] = json!(keys);
+        body["sortby"] = crate::search::request::sortby_from_text(sortby);
     }
     if let Some(fields) = &args.fields {
         // As a POST body says it: with only excludes, everything but those.

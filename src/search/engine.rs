@@ -304,12 +304,7 @@ impl Plan {
                 }
             }
         }
-        let mut identity = request.identity();
-        identity["sortby"] = keys
-            .iter()
-            .map(|k| serde_json::json!([k.field, k.descending]))
-            .collect::<Vec<_>>()
-            .into();
+        let identity = request.identity(&keys);
         Ok(Plan {
             filter,
             scan_filter,

@@ -92,8 +92,12 @@ impl Request {
         };
         let mut object = object.clone();
         // Members the stac crate would read leniently or not at all are taken out first.
-        let q = object.remove("q");
-        let token = object.remove("token").or_else(|| object.remove("next"));
+        // `next` is an older name of `token`.
+        if !object.contains_key("token")
+            && let Some(next) = object.remove("next")
+        {
+            object.insert("token".into(), next);
+        }
         let filter = object.remove("filter");
         let filter_lang = object.remove("filter-lang");
         let bbox = object.remove("bbox");
@@ -138,17 +142,6 @@ impl Request {
         })?;
         let mut request = Request::from_search(&search)?;
         request.fields_form = fields_form;
-        // With an include list, what makes a minimal item comes along unless excluded by
-        // name: the fields extension allows it, and clients (pystac, stac-api-validator)
-        // expect an item to keep its type, version, id and collection.
-        if !request.fields.include.is_empty() {
-            for name in ALWAYS_INCLUDED {
-                let named = |list: &[String]| list.iter().any(|n| n == name);
-                if !named(&request.fields.include) && !named(&request.fields.exclude) {
-                    request.fields.include.push(name.to_string());
-                }
-            }
-        }
         request.limit = match limit {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64(),
@@ -219,37 +212,6 @@ impl Request {
                 });
             }
         }
-        request.q = match q {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
-            Some(Value::Array(terms)) => Some(
-                terms
-                    .iter()
-                    .map(|t| t.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| SearchError::Parameter {
-                        name: "q",
-                        message: "must be a string or an array of strings".into(),
-                    })?
-                    .join(","),
-            ),
-            Some(_) => {
-                return Err(SearchError::Parameter {
-                    name: "q",
-                    message: "must be a string or an array of strings".into(),
-                });
-            }
-        };
-        request.token = match token {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
-            Some(_) => {
-                return Err(SearchError::Parameter {
-                    name: "token",
-                    message: "must be a string".into(),
-                });
-            }
-        };
         let lang = match filter_lang {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
@@ -322,6 +284,17 @@ impl Request {
         }
         if let Some(fields) = &items.fields {
             request.fields = Fields::new(fields.include.clone(), fields.exclude.clone());
+            // With an include list, what makes a minimal item comes along unless excluded by
+            // name: the fields extension allows it, and clients (pystac, stac-api-validator)
+            // expect an item to keep its type, version, id and collection.
+            if !request.fields.include.is_empty() {
+                for name in ALWAYS_INCLUDED {
+                    let named = |list: &[String]| list.iter().any(|n| n == name);
+                    if !named(&request.fields.include) && !named(&request.fields.exclude) {
+                        request.fields.include.push(name.to_string());
+                    }
+                }
+            }
         }
         request.filter = match &items.filter {
             Some(stac::api::Filter::Cql2Text(text)) => Some(Filter::Text(text.clone())),
@@ -337,31 +310,50 @@ impl Request {
             let lang = extra.get("filter-lang").and_then(Value::as_str);
             request.filter = filter_from(Some(filter.clone()), lang)?;
         }
-        if let Some(q) = extra.get("q") {
-            request.q = match q {
-                Value::String(s) => Some(s.clone()),
-                Value::Array(terms) => {
-                    Some(terms.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
-                }
-                _ => None,
-            };
-        }
-        if let Some(Value::String(token)) = extra.get("token") {
-            request.token = Some(token.clone());
-        }
+        request.q = match extra.get("q") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Array(terms)) => Some(
+                terms
+                    .iter()
+                    .map(Value::as_str)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| SearchError::Parameter {
+                        name: "q",
+                        message: "must be a string or an array of strings".into(),
+                    })?
+                    .join(","),
+            ),
+            Some(_) => {
+                return Err(SearchError::Parameter {
+                    name: "q",
+                    message: "must be a string or an array of strings".into(),
+                });
+            }
+        };
+        request.token = match extra.get("token") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(SearchError::Parameter {
+                    name: "token",
+                    message: "must be a string".into(),
+                });
+            }
+        };
         Ok(request)
     }
 
     /// The parts of the search that decide which items match and in which order, as one JSON
-    /// value: what a paging token is tied to. The limit and fields are not part of it.
-    pub(crate) fn identity(&self) -> Value {
+    /// value: what a paging token is tied to, with `order` the sort keys in effect (the
+    /// default ones when the request names none). The limit and fields are not part of it.
+    pub(crate) fn identity(&self, order: &[SortKey]) -> Value {
         let filter = match &self.filter {
             Some(Filter::Text(text)) => json!({"cql2-text": text}),
             Some(Filter::Json(json)) => json!({"cql2-json": json}),
             None => Value::Null,
         };
-        let sortby: Vec<Value> = self
-            .sortby
+        let sortby: Vec<Value> = order
             .iter()
             .map(|k| json!([k.field, if k.descending { "desc" } else { "asc" }]))
             .collect();
@@ -429,6 +421,30 @@ pub fn check_coordinates(name: &'static str, bounds: Option<[f64; 4]>) -> Result
         });
     }
     Ok(())
+}
+
+/// A bbox written as text, `minx,miny,maxx,maxy` (or 6 numbers), as GET search and
+/// `stacdb search --bbox` take it. The numbers are checked later, with the rest of the search.
+pub fn bbox_from_text(text: &str) -> Result<Vec<f64>, SearchError> {
+    text.split(',').map(|v| v.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| {
+        SearchError::Parameter {
+            name: "bbox",
+            message: format!("'{text}': expected 4 or 6 comma-separated numbers"),
+        }
+    })
+}
+
+/// A sortby written as text, `-datetime,+id,gsd` (`-` descending, `+` or nothing ascending),
+/// as GET search and `stacdb search --sortby` take it, in the JSON form a POST body has.
+pub fn sortby_from_text(text: &str) -> Value {
+    text.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| match k.strip_prefix('-') {
+            Some(field) => json!({"field": field, "direction": "desc"}),
+            None => json!({"field": k.strip_prefix('+').unwrap_or(k), "direction": "asc"}),
+        })
+        .collect()
 }
 
 /// Checks a bbox of 4 or 6 numbers and returns the 2-D boxes it covers: two when it crosses
@@ -507,5 +523,52 @@ pub fn parse_interval(text: &str) -> Result<(Option<i64>, Option<i64>), SearchEr
             }
             Ok((start, end))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_entry_points_read_fields_q_and_token_alike() {
+        let mut search = stac::api::Search::default();
+        search.items.fields =
+            Some(stac::api::Fields { include: vec!["properties.gsd".into()], exclude: vec![] });
+        search.items.additional_fields.insert("q".into(), json!(["a", "b"]));
+        let from_type = Request::from_search(&search).unwrap();
+        let from_body = Request::from_json(&json!({
+            "fields": {"include": ["properties.gsd"]}, "q": ["a", "b"]
+        }))
+        .unwrap();
+        for request in [&from_type, &from_body] {
+            assert_eq!(request.q.as_deref(), Some("a,b"));
+            for name in ALWAYS_INCLUDED {
+                assert!(request.fields.include.iter().any(|n| n == name), "{name}");
+            }
+        }
+        // An excluded member is not added back.
+        let r = Request::from_json(&json!({"fields": {"include": ["id"], "exclude": ["type"]}}))
+            .unwrap();
+        assert!(!r.fields.include.iter().any(|n| n == "type"));
+        // `next` is read as `token`; a q or token of the wrong type is refused.
+        assert_eq!(Request::from_json(&json!({"next": "t"})).unwrap().token.as_deref(), Some("t"));
+        for bad in [json!({"q": 5}), json!({"q": ["a", 5]}), json!({"token": 5})] {
+            assert!(Request::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_forms_of_bbox_and_sortby() {
+        assert_eq!(bbox_from_text("1, 2,3,4").unwrap(), [1.0, 2.0, 3.0, 4.0]);
+        assert!(bbox_from_text("1,2,x,4").unwrap_err().to_string().starts_with("bbox:"));
+        assert_eq!(
+            sortby_from_text("-datetime, +id,gsd,,"),
+            json!([
+                {"field": "datetime", "direction": "desc"},
+                {"field": "id", "direction": "asc"},
+                {"field": "gsd", "direction": "asc"}
+            ])
+        );
     }
 }

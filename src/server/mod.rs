@@ -25,7 +25,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::search::{Request, SearchError, SearchOptions};
+use crate::search::{Request, SearchError, SearchOptions, request};
 use crate::{Catalog, Error};
 
 /// How the server runs.
@@ -529,13 +529,7 @@ fn get_body(query: Option<&str>) -> Result<Map<String, Value>, ApiError> {
             v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect()
         };
         let parsed = match name.as_str() {
-            "bbox" => {
-                let numbers: Result<Vec<f64>, _> =
-                    value.split(',').map(|v| v.trim().parse::<f64>()).collect();
-                json!(numbers.map_err(|_| ApiError::bad_request(
-                    "bbox: expected 4 or 6 comma-separated numbers"
-                ))?)
-            }
+            "bbox" => json!(request::bbox_from_text(&value)?),
             "limit" => json!(value.trim().parse::<u64>().map_err(|_| ApiError::bad_request(
                 format!("limit: must be a whole number of at least 1, not '{value}'")
             ))?),
@@ -551,15 +545,7 @@ fn get_body(query: Option<&str>) -> Result<Map<String, Value>, ApiError> {
                     Value::String(value)
                 }
             }
-            "sortby" => value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|k| match k.strip_prefix('-') {
-                    Some(field) => json!({"field": field, "direction": "desc"}),
-                    None => json!({"field": k.strip_prefix('+').unwrap_or(k), "direction": "asc"}),
-                })
-                .collect(),
+            "sortby" => request::sortby_from_text(&value),
             "fields" => list(&value),
             "datetime" | "filter-lang" | "q" | "token" | "filter-crs" => Value::String(value),
             _ => continue,
