@@ -85,6 +85,8 @@ pub struct Catalog {
     conn: Connection,
     path: PathBuf,
     lock_timeout: Duration,
+    /// Exact search counts made on this connection, while the file is unchanged.
+    counts: std::sync::Mutex<search::engine::CountCache>,
 }
 
 impl Catalog {
@@ -111,7 +113,10 @@ impl Catalog {
     ) -> Result<Catalog> {
         let path = path.as_ref().to_path_buf();
         let conn = db::open(&path, access, lock_timeout)?;
-        Ok(Catalog { conn, path, lock_timeout })
+        // Search statements are cached by their text (which depends on the search's shape, not
+        // its values): room for the shapes a server sees.
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Catalog { conn, path, lock_timeout, counts: Default::default() })
     }
 
     /// The file's path.
@@ -175,13 +180,18 @@ impl Catalog {
 
     /// An item, exactly as it was ingested.
     pub fn item(&self, collection: &str, id: &str) -> Result<Value> {
+        serde_json::from_str(&self.item_text(collection, id)?).map_err(stored_json)
+    }
+
+    /// An item's stored document as compact JSON text, exactly as stored.
+    pub fn item_text(&self, collection: &str, id: &str) -> Result<String> {
         let content: Option<String> = self
             .conn
             .prepare_cached("SELECT content FROM items WHERE collection = ?1 AND id = ?2")?
             .query_row([collection, id], |r| r.get(0))
             .optional()?;
         match content {
-            Some(text) => Ok(serde_json::from_str(&text).map_err(stored_json)?),
+            Some(text) => Ok(text),
             None if self.collection_exists(collection)? => {
                 Err(Error::ItemNotFound { collection: collection.into(), id: id.into() })
             }
@@ -308,12 +318,12 @@ impl Catalog {
         request: &search::Request,
         options: &search::SearchOptions,
     ) -> Result<search::Page> {
-        search::engine::page(&self.conn, request, options)
+        search::engine::page(&self.conn, &self.counts, request, options)
     }
 
     /// The exact number of items a search matches.
     pub fn count(&self, request: &search::Request, options: &search::SearchOptions) -> Result<u64> {
-        search::engine::count(&self.conn, request, options)
+        search::engine::count(&self.conn, &self.counts, request, options)
     }
 
     /// Every item a search matches after the request's token, in order, across all pages, at

@@ -30,6 +30,8 @@
 //! deleted between pages move nothing: an item present throughout is on exactly one page.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -56,6 +58,57 @@ pub struct SearchOptions {
 impl Default for SearchOptions {
     fn default() -> Self {
         SearchOptions { default_limit: 10, max_limit: 10_000, timeout: None }
+    }
+}
+
+/// Exact counts already made on one connection, kept while the file is unchanged.
+///
+/// Paging through a search asks for the same count on every page, and a server answers the same
+/// popular searches again and again; an exact count over many rows is the costliest part of such
+/// a page. A count is keyed by its statement and parameters and is valid for one version of the
+/// file: `PRAGMA data_version` (which moves when another connection commits) together with the
+/// connection's own `total_changes` (which moves when it writes itself). Read inside the page's
+/// transaction, the version is the version of the snapshot the count was made on.
+#[derive(Debug, Default)]
+pub struct CountCache {
+    version: (i64, u64),
+    counts: HashMap<String, i64>,
+}
+
+impl CountCache {
+    /// The most counts kept; the cache is emptied when it is full.
+    const CAPACITY: usize = 512;
+
+    fn count(
+        cache: &Mutex<CountCache>,
+        conn: &Connection,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<i64> {
+        let version: i64 =
+            conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
+        let version = (version, conn.total_changes());
+        let key = format!("{sql}\u{0}{params:?}");
+        {
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.version != version {
+                cache.version = version;
+                cache.counts.clear();
+            }
+            if let Some(&n) = cache.counts.get(&key) {
+                return Ok(n);
+            }
+        }
+        let n: i64 = prepare(conn, sql, params)?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.version == version {
+            if cache.counts.len() >= CountCache::CAPACITY {
+                cache.counts.clear();
+            }
+            cache.counts.insert(key, n);
+        }
+        Ok(n)
     }
 }
 
@@ -655,7 +708,7 @@ fn prepare<'c>(
     conn: &'c Connection,
     sql: &str,
     params: &[SqlValue],
-) -> Result<rusqlite::Statement<'c>> {
+) -> Result<rusqlite::CachedStatement<'c>> {
     tracing::debug!(sql, params = ?params.len(), "search statement");
     if tracing::enabled!(tracing::Level::TRACE) {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
@@ -664,7 +717,9 @@ fn prepare<'c>(
             .collect::<rusqlite::Result<_>>()?;
         tracing::trace!(plan = ?plan, "search plan");
     }
-    Ok(conn.prepare(sql)?)
+    // Cached: the text depends only on the search's shape (every value is a parameter), so the
+    // same kind of search, with any values, skips SQLite's parser and planner.
+    Ok(conn.prepare_cached(sql)?)
 }
 
 /// Runs `f` with the progress handler enforcing `timeout`.
@@ -690,22 +745,37 @@ fn with_deadline<T>(
 
 /// The catalog's token key.
 fn secret(conn: &Connection) -> Result<Vec<u8>> {
-    Ok(conn.query_row("SELECT token_secret FROM catalog", [], |r| r.get::<_, Vec<u8>>(0))?)
+    Ok(conn
+        .prepare_cached("SELECT token_secret FROM catalog")?
+        .query_row([], |r| r.get::<_, Vec<u8>>(0))?)
 }
 
 /// Counts the items that match.
-pub(crate) fn count(conn: &Connection, request: &Request, options: &SearchOptions) -> Result<u64> {
+pub(crate) fn count(
+    conn: &Connection,
+    counts: &Mutex<CountCache>,
+    request: &Request,
+    options: &SearchOptions,
+) -> Result<u64> {
+    let tx = conn.unchecked_transaction()?;
     let plan = Plan::new(conn, request)?;
-    with_deadline(conn, options.timeout, || {
+    // Read something first, so that the version the cache checks is this snapshot's.
+    secret(conn)?;
+    let n = with_deadline(conn, options.timeout, || {
         let (sql, params) = plan.count_sql();
-        let n: i64 =
-            conn.prepare(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
-        Ok(n as u64)
-    })
+        CountCache::count(counts, conn, &sql, &params)
+    })?;
+    tx.commit()?;
+    Ok(n as u64)
 }
 
 /// One page: the exact count and the next `limit` items after the request's token.
-pub(crate) fn page(conn: &Connection, request: &Request, options: &SearchOptions) -> Result<Page> {
+pub(crate) fn page(
+    conn: &Connection,
+    counts: &Mutex<CountCache>,
+    request: &Request,
+    options: &SearchOptions,
+) -> Result<Page> {
     let tx = conn.unchecked_transaction()?;
     let plan = Plan::new(conn, request)?;
     let secret = secret(conn)?;
@@ -713,18 +783,16 @@ pub(crate) fn page(conn: &Connection, request: &Request, options: &SearchOptions
     let limit = request.limit.unwrap_or(options.default_limit).clamp(1, options.max_limit.max(1));
     let page = with_deadline(conn, options.timeout, || {
         let (sql, params) = plan.count_sql();
-        let matched: i64 = prepare(conn, &sql, &params)?
-            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        let matched = CountCache::count(counts, conn, &sql, &params)?;
         // Walk the time index in order and test each row, or find the matching rows first and
         // sort them? Reading rows in order finds `limit` matches after about
         // limit * total / matched rows; finding them all first costs `matched`. SQLite cannot
         // know `matched` (its estimates for the R-tree, FTS and JSON terms are guesses), but the
         // count just gave it exactly.
         let scan_in_order = plan.order_is_by_time() && {
-            let total: i64 =
-                conn.query_row("SELECT coalesce(sum(item_count), 0) FROM collections", [], |r| {
-                    r.get(0)
-                })?;
+            let total: i64 = conn
+                .prepare_cached("SELECT coalesce(sum(item_count), 0) FROM collections")?
+                .query_row([], |r| r.get(0))?;
             (matched as f64).powi(2) > (limit as f64) * (total as f64)
         };
         let (sql, params) =

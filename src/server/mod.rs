@@ -5,6 +5,7 @@
 //! run under a time limit; request bodies and page sizes are bounded; errors are JSON
 //! `{"code", "description"}` with a 4xx status for anything the client can fix.
 
+mod features;
 mod openapi;
 mod queryables;
 
@@ -212,12 +213,18 @@ where
 
 /// A JSON response with the given content type.
 fn respond(content_type: &'static str, value: &Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        value.to_string(),
-    )
+    respond_text(content_type, value.to_string())
+}
+
+/// A response of JSON text already written.
+fn respond_text(content_type: &'static str, text: String) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], text)
         .into_response()
+}
+
+/// A stored document that does not read back as JSON: the file is damaged.
+fn stored(e: serde_json::Error) -> ApiError {
+    Error::InvalidArgument(format!("a stored item is not a JSON object: {e}")).into()
 }
 
 /// Builds the router over a catalog file (opened read-only, lazily, per worker).
@@ -479,41 +486,15 @@ async fn collection(
         .await
 }
 
-/// An item with the API's links.
-fn item_body(mut item: Map<String, Value>, base: &str) -> Map<String, Value> {
-    let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    let collection = item.get("collection").and_then(Value::as_str).map(str::to_string);
-    // Items returned with `fields` may not have links at all; only add them when they do or
-    // when the whole item is returned.
-    let had_links = item.contains_key("links");
-    let mut links = keep_links(item.remove("links"));
-    if let Some(collection) = collection {
-        let col = format!("{base}/collections/{}", encode(&collection));
-        links.extend([
-            link("self", format!("{col}/items/{}", encode(&id)), GEOJSON),
-            link("parent", col.clone(), JSON),
-            link("collection", col, JSON),
-            link("root", format!("{base}/"), JSON),
-        ]);
-    }
-    if had_links {
-        item.insert("links".into(), Value::Array(links));
-    }
-    item
-}
-
 async fn item(
     State(state): State<Shared>,
     headers: HeaderMap,
     Segments((collection, id)): Segments<(String, String)>,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
-    with_catalog(&state, move |catalog| match catalog.item(&collection, &id)? {
-        Value::Object(mut item) => {
-            item.entry("collection").or_insert_with(|| Value::String(collection.clone()));
-            Ok(respond(GEOJSON, &Value::Object(item_body(item, &base))))
-        }
-        other => Ok(respond(GEOJSON, &other)),
+    with_catalog(&state, move |catalog| {
+        let text = catalog.item_text(&collection, &id)?;
+        Ok(respond_text(GEOJSON, features::item(&text, &base, Some(&collection)).map_err(stored)?))
     })
     .await
 }
@@ -585,14 +566,12 @@ async fn run_search(state: &Shared, base: String, body: Value, paging: Paging) -
     let request = Request::from_json(&body)?;
     let options = search_options(state);
     let page = with_catalog(state, move |catalog| Ok(catalog.search(&request, &options)?)).await?;
-    let mut features = Vec::with_capacity(page.items.len());
-    for text in &page.items {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(item)) => features.push(Value::Object(item_body(item, &base))),
-            Ok(other) => features.push(other),
-            Err(_) => return Err(Error::InvalidArgument("stored item is not JSON".into()).into()),
-        }
-    }
+    let items = page
+        .items
+        .iter()
+        .map(|text| features::item(text, &base, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(stored)?;
     let mut links = vec![link("root", format!("{base}/"), JSON)];
     links.push(match &paging {
         Paging::Get { url, query } => {
@@ -619,14 +598,8 @@ async fn run_search(state: &Shared, base: String, body: Value, paging: Paging) -
             }),
         });
     }
-    let body = json!({
-        "type": "FeatureCollection",
-        "features": features,
-        "links": links,
-        "numberMatched": page.number_matched,
-        "numberReturned": page.items.len(),
-    });
-    Ok(respond(GEOJSON, &body))
+    let body = features::feature_collection(&items, &links, page.number_matched).map_err(stored)?;
+    Ok(respond_text(GEOJSON, body))
 }
 
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
