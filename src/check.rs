@@ -123,6 +123,7 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
     for id in placeholders.query_map([], |r| r.get::<_, String>(0))? {
         report.problem(format!("collection '{}' has no document", id?));
     }
+    check_tree(conn, report)?;
     for (table, sql) in [
         ("R-tree", "SELECT id FROM rtree_items_geometry WHERE id NOT IN (SELECT fid FROM items)"),
         (
@@ -223,6 +224,90 @@ fn check_snapshot(conn: &Connection, report: &mut CheckReport) -> Result<()> {
                 )),
                 Some(_) => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// The tree of an imported static catalog (schema step 4): every item row names a stored
+/// item, no node is its own ancestor, sub-catalog documents are catalogs stored without links,
+/// and every path is a plain relative path. (Broken references are found by the foreign key
+/// check.)
+fn check_tree(conn: &Connection, report: &mut CheckReport) -> Result<()> {
+    let mut orphans = conn.prepare(
+        "SELECT p.collection, p.id FROM item_parents p
+         WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.collection = p.collection AND i.id = p.id)",
+    )?;
+    for row in orphans.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (collection, id) = row?;
+        report
+            .problem(format!("item_parents: item '{id}' in '{collection}' is not in the catalog"));
+    }
+
+    // Parents of every node: sub-catalogs by node, collections by id.
+    #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    enum Node {
+        Catalog(i64),
+        Collection(String),
+    }
+    let mut parents: BTreeMap<Node, Option<Node>> = BTreeMap::new();
+    let mut paths: Vec<(String, String)> = Vec::new();
+    let parent_of = |catalog: Option<i64>, collection: Option<String>| {
+        catalog.map(Node::Catalog).or(collection.map(Node::Collection))
+    };
+    let mut stmt =
+        conn.prepare("SELECT node, parent, parent_collection, href, content FROM subcatalogs")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let node: i64 = r.get(0)?;
+        parents.insert(Node::Catalog(node), parent_of(r.get(1)?, r.get(2)?));
+        let href: String = r.get(3)?;
+        let content: String = r.get(4)?;
+        match serde_json::from_str::<serde_json::Value>(&content) {
+            Ok(serde_json::Value::Object(o)) if o.contains_key("links") => report.problem(format!(
+                "sub-catalog {node} ({href}): its stored document still has links"
+            )),
+            Ok(serde_json::Value::Object(o)) if !o.get("id").is_some_and(|id| id.is_string()) => {
+                report.problem(format!("sub-catalog {node} ({href}): its document has no id"))
+            }
+            Ok(serde_json::Value::Object(_)) => {}
+            _ => report
+                .problem(format!("sub-catalog {node} ({href}): its document is not a JSON object")),
+        }
+        paths.push((format!("sub-catalog {node}"), href));
+    }
+    let mut stmt =
+        conn.prepare("SELECT collection, parent, parent_collection, href FROM collection_parents")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        parents.insert(Node::Collection(id.clone()), parent_of(r.get(1)?, r.get(2)?));
+        paths.push((format!("collection '{id}'"), r.get(3)?));
+    }
+    let mut stmt = conn.prepare("SELECT collection, id, href FROM item_parents")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (collection, id): (String, String) = (r.get(0)?, r.get(1)?);
+        paths.push((format!("item '{id}' in '{collection}'"), r.get(2)?));
+    }
+    for start in parents.keys() {
+        let mut seen = BTreeSet::new();
+        let mut at = Some(start.clone());
+        while let Some(node) = at {
+            if !seen.insert(node.clone()) {
+                report.problem(format!("the imported tree has a cycle through {start:?}"));
+                break;
+            }
+            at = parents.get(&node).cloned().flatten();
+        }
+    }
+    for (what, href) in paths {
+        let plain = !href.is_empty()
+            && !href.starts_with('/')
+            && !href.contains('\\')
+            && href.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+        if !plain {
+            report.problem(format!("{what}: path '{href}' is not a plain relative path"));
         }
     }
     Ok(())

@@ -64,6 +64,102 @@ enum Command {
     Count(CountArgs),
     /// Serve the catalog as a read-only STAC API.
     Serve(ServeArgs),
+    /// Write a static STAC catalog (or NDJSON files) from the catalog file.
+    #[command(long_about = EXPORT_ABOUT, after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CatalogTypeArg {
+    /// Relative hrefs, no self links: the directory can be moved or copied anywhere.
+    SelfContained,
+    /// Relative hrefs, plus each document's absolute self link under --base-url.
+    RelativePublished,
+    /// Every href absolute, under --base-url.
+    AbsolutePublished,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    /// A static STAC catalog: catalog.json, collection.json and one file per item.
+    Stac,
+    /// collections.ndjson and items/COLLECTION.ndjson, for pypgstac and stac-fastapi loaders.
+    Ndjson,
+}
+
+const EXPORT_ABOUT: &str = "Write a static STAC catalog that pystac, stac-validator and STAC Browser can \
+        read: OUT_DIR/catalog.json (the root catalog, from the catalog file's id, title and \
+        description), one collection.json per collection with its current extent, and one JSON \
+        file per item: the stored document with the links a static catalog needs (root, \
+        parent, collection, and self when published; its other links are kept).\n\n\
+        The whole export reads one snapshot of the catalog. A new export is written into a \
+        hidden directory beside OUT_DIR and renamed into place when complete: a reader never \
+        sees half of it, and a failed export leaves nothing (and an existing OUT_DIR as it \
+        was). An existing export is refused unless --incremental (update it: rewrite only \
+        items changed since, per the change log, and the catalogs whose links or extents \
+        changed; the result is byte-identical to a fresh export) or --overwrite. Any other \
+        non-empty OUT_DIR is refused.\n\n\
+        Layout: --layout is a path template. The default, ${collection}, writes \
+        COLLECTION/ITEM/ITEM.json. Further segments, such as ${collection}/${year}/${month}, \
+        make one sub-catalog per value (its id is the value): ${year}, ${month} and ${day} of \
+        the item's datetime (or start_datetime), or ${NAME} for any item property (missing, \
+        null or empty: _none_); a segment may mix text and variables (y${year}). \
+        --layout as-imported rebuilds the tree the catalog was imported from. No document \
+        lists more than --max-links children and items: larger groups are split into \
+        sub-catalogs part-0001, part-0002, ...\n\n\
+        File names come from ids and values escaped so that no id can write outside OUT_DIR \
+        or collide with another: A-Z a-z 0-9 - _ and inner dots are kept, every other byte is \
+        ~XX (hex), Windows device names and catalog.json/collection.json get one byte escaped, \
+        names over 200 bytes are cut and end with a hash, and names equal ignoring case get a \
+        hash suffix (see the README, \"Export\").";
+
+const EXPORT_HELP: &str = "Examples:\n  \
+        stacdb export archive.stacdb site/\n  \
+        stacdb export archive.stacdb site/ --incremental              # after more ingests\n  \
+        stacdb export archive.stacdb site/ --layout '${collection}/${year}/${month}' --overwrite\n  \
+        stacdb export archive.stacdb site/ --catalog-type absolute-published \\\n      \
+        --base-url https://data.example.org/stac/\n  \
+        stacdb export archive.stacdb dump/ --format ndjson\n  \
+        pypgstac load collections dump/collections.ndjson && pypgstac load items dump/items/naip.ndjson\n\n\
+        Exit codes:\n  0  success\n  1  failure (a new export leaves nothing behind)\n  \
+        2  usage error";
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The catalog file.
+    catalog: PathBuf,
+    /// The directory to write; must be new, empty, or a previous export (with --incremental
+    /// or --overwrite).
+    out_dir: PathBuf,
+    /// How hrefs are written, as pystac defines catalog types.
+    #[arg(long, value_enum, default_value = "self-contained")]
+    catalog_type: CatalogTypeArg,
+    /// The URL OUT_DIR will be published at (for the published catalog types).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Where items go: a path template starting with ${collection} (such as
+    /// '${collection}/${year}/${month}'), or as-imported.
+    #[arg(long, value_name = "TEMPLATE", default_value = "${collection}")]
+    layout: String,
+    /// The most children and items one catalog or collection lists; larger groups are split
+    /// into part-NNNN sub-catalogs.
+    #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_LINKS)]
+    max_links: usize,
+    /// Threads writing item files (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Update a previous export in place: rewrite only what changed since it was made.
+    #[arg(long, conflicts_with = "overwrite")]
+    incremental: bool,
+    /// Replace a previous export (the new one is written whole beside it, then swapped in).
+    #[arg(long)]
+    overwrite: bool,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "stac")]
+    format: ExportFormatArg,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -153,25 +249,37 @@ enum ModeArg {
         With --skip-invalid, invalid documents are reported and the rest are stored.\n\n\
         Collections may come before or after their items. An item whose collection is neither \
         in the catalog nor in the input is an error, unless --create-collections builds the \
-        collection from its items.",
+        collection from its items.\n\n\
+        A static catalog is imported by giving its root Catalog file: its child and item links \
+        (relative, absolute or file://) are followed to any depth, in parallel, each file read \
+        once, and the tree of sub-catalogs is remembered. Items without a `collection` field \
+        join the collection above them. A link that cannot be followed (a missing file, an \
+        http(s) URL) fails the run, naming the file, the link and the reason; with \
+        --skip-invalid it is listed and the rest is imported. Linked files that are not STAC \
+        are listed and not imported. A new catalog file takes the root catalog's id, title \
+        and description.",
     after_help = "Examples:\n  \
         stacdb ingest archive.stacdb collection.json items.ndjson.gz\n  \
         stacdb ingest archive.stacdb ./stac/ --mode upsert\n  \
+        stacdb ingest archive.stacdb path/to/catalog.json        # crawl a static catalog\n  \
         zcat items.ndjson.gz | stacdb ingest archive.stacdb - --create-collections\n\n\
         Exit codes:\n  0  every document was stored (or kept, with --mode ignore)\n  \
         1  the run failed and changed nothing\n  2  usage error\n  \
-        3  --skip-invalid: the run was stored, but invalid documents were skipped"
+        3  --skip-invalid: the run was stored, but invalid documents or broken links were \
+        skipped"
 )]
 struct IngestArgs {
     /// The catalog file; created when missing.
     catalog: PathBuf,
-    /// Files, directories, or `-` for standard input.
+    /// Files, directories, or `-` for standard input; a static catalog's root catalog.json is
+    /// crawled.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
     /// What to do when a document's id is already stored.
     #[arg(long, value_enum, default_value = "insert")]
     mode: ModeArg,
-    /// Report invalid documents and store the rest (exit code 3 when any were skipped).
+    /// Report invalid documents and broken links and store the rest (exit code 3 when any
+    /// were skipped).
     #[arg(long)]
     skip_invalid: bool,
     /// Build missing collections from their items' extents instead of failing.
@@ -592,6 +700,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest(args) => return ingest(args, &mut out),
         Command::Search(args) => return search(args, &mut out),
+        Command::Export(args) => return export(args, &mut out),
         Command::Serve(args) => {
             if !(args.timeout.is_finite() && args.timeout > 0.0) {
                 return Err(UsageError(format!(
@@ -708,6 +817,88 @@ fn ingest(args: IngestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     Ok(if report.failed > 0 { ExitCode::from(EXIT_SKIPPED) } else { ExitCode::SUCCESS })
 }
 
+fn export(args: ExportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    use crate::export::{CatalogType, ExportFormat, ExportOptions, Layout};
+    let options = ExportOptions {
+        catalog_type: match args.catalog_type {
+            CatalogTypeArg::SelfContained => CatalogType::SelfContained,
+            CatalogTypeArg::RelativePublished => CatalogType::RelativePublished,
+            CatalogTypeArg::AbsolutePublished => CatalogType::AbsolutePublished,
+        },
+        base_url: args.base_url,
+        layout: Layout::parse(&args.layout),
+        max_links: args.max_links,
+        threads: args.threads,
+        incremental: args.incremental,
+        overwrite: args.overwrite,
+        format: match args.format {
+            ExportFormatArg::Stac => ExportFormat::Stac,
+            ExportFormatArg::Ndjson => ExportFormat::Ndjson,
+        },
+    };
+    // Option errors are usage errors (exit 2), found before the catalog is opened.
+    if let Err(e) = crate::export::check_options(&options) {
+        return Err(UsageError(e.to_string()).into());
+    }
+    let catalog = Catalog::open_read_only(&args.catalog)?;
+    let progress = ExportProgress::new();
+    let result = crate::export::export(&catalog, &args.out_dir, &options, &progress);
+    progress.bar.finish_and_clear();
+    let report = result?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        let seconds = report.elapsed.as_secs_f64();
+        writeln!(
+            out,
+            "{} export of {} items to {}: {} item files written, {} files written, {} deleted, \
+             {} catalogs; {seconds:.2} s, {:.0} items/s",
+            report.kind,
+            report.items,
+            args.out_dir.display(),
+            report.items_written,
+            report.files_written,
+            report.files_deleted,
+            report.catalogs,
+            report.items_per_second()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The export's progress bar on standard error when it is a terminal; silence otherwise.
+struct ExportProgress {
+    bar: ProgressBar,
+}
+
+impl ExportProgress {
+    fn new() -> ExportProgress {
+        let bar =
+            if io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        ExportProgress { bar }
+    }
+}
+
+impl crate::export::ExportObserver for ExportProgress {
+    fn started(&self, items: u64) {
+        self.bar.set_length(items);
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items ({per_sec}, eta {eta})",
+        );
+        self.bar.set_style(style.expect("valid template"));
+        self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn advanced(&self, items: u64) {
+        self.bar.inc(items);
+    }
+
+    fn note(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("stacdb: note: {message}"));
+    }
+}
+
 /// The one-line summary of an ingest run.
 pub fn summary(report: &IngestReport) -> String {
     let i = &report.items;
@@ -719,6 +910,13 @@ pub fn summary(report: &IngestReport) -> String {
     );
     if report.collections_created > 0 {
         line += &format!(", {} created from items", report.collections_created);
+    }
+    let crawl = &report.crawl;
+    if crawl.roots > 0 {
+        line += &format!(
+            "; crawl: {} file(s), {} sub-catalog(s), {} broken link(s), {} not STAC",
+            crawl.files, crawl.catalogs, crawl.broken_link_count, crawl.not_stac_count
+        );
     }
     line += &format!(
         "; {seconds:.2} s, {:.0} items/s, {:.1} MB/s",

@@ -192,9 +192,27 @@ pub enum DocErrorKind {
     /// The input could not be read.
     #[error("{0}")]
     Unreadable(String),
-    /// A static catalog root: crawling is not implemented yet.
+    /// A Catalog that cannot be crawled: one read from standard input, or one inside a
+    /// larger document (an array, NDJSON). Only a Catalog file of its own is crawled, since its
+    /// links are relative to that file.
     #[error(
-        "this is a STAC Catalog; crawling a static catalog's child and item links is not supported yet, so ingest its collection and item files (or their directory) instead"
+        "this is a STAC Catalog, which is crawled only when it is a file of its own given as an INPUT (its links are relative to that file); pass the catalog's file instead"
     )]
     CatalogNotSupported,
+    /// A static catalog's `child` or `item` link that cannot be followed.
+    #[error("broken {rel} link '{href}': {reason}")]
+    BrokenLink {
+        /// `child` or `item`.
+        rel: &'static str,
+        /// The link's href, as written.
+        href: String,
+        /// Why it cannot be followed.
+        reason: String,
+    },
+    /// A crawled item with no `collection` field, hanging from catalogs only, and no
+    /// `--collection` given.
+    #[error(
+        "item has no `collection` field and no collection above it in the catalog tree (pass --collection ID to put such items in a collection)"
+    )]
+    NoCollectionAbove,
 }

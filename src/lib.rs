@@ -28,6 +28,7 @@ pub mod cli;
 pub mod db;
 pub mod document;
 mod error;
+pub mod export;
 pub mod geometry;
 mod info;
 pub mod ingest;

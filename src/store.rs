@@ -265,6 +265,9 @@ pub struct Writer<'c> {
     /// The largest item fid when the writer started: rows above it are new in this run, and
     /// `finish` logs their inserts in one statement.
     start_fid: i64,
+    /// The file has schema step 4's tree tables (a writer may also work on an older file, as
+    /// the fixture generators in `tests/migrations.rs` do).
+    has_tree: bool,
 }
 
 impl<'c> Writer<'c> {
@@ -284,6 +287,9 @@ impl<'c> Writer<'c> {
             conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
         let start_fid =
             conn.query_row("SELECT coalesce(max(fid), 0) FROM items", [], |r| r.get(0))?;
+        let has_tree = conn
+            .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'item_parents'")?
+            .exists([])?;
         Ok(Writer {
             conn,
             insert_item: conn.prepare(
@@ -310,6 +316,7 @@ impl<'c> Writer<'c> {
             pending: Vec::new(),
             start_seq,
             start_fid,
+            has_tree,
         })
     }
 
@@ -469,6 +476,12 @@ impl<'c> Writer<'c> {
         let Some(old) = old else { return Ok(false) };
         self.unindex(old.fid)?;
         self.conn.prepare_cached("DELETE FROM items WHERE fid = ?1")?.execute([old.fid])?;
+        // Where it hung in an imported static catalog goes with it.
+        if self.has_tree {
+            self.conn
+                .prepare_cached("DELETE FROM item_parents WHERE collection = ?1 AND id = ?2")?
+                .execute([collection, id])?;
+        }
         self.log(Outcome::Skipped, "item", collection, Some(id))?;
         self.stats_remove(collection, old.bbox, old.start, old.end)?;
         Ok(true)

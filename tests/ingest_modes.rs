@@ -506,24 +506,58 @@ fn collection_option_places_collectionless_items() {
     assert_check_ok(&t.catalog, "--collection");
 }
 
+/// A Catalog file given as an input is crawled (tests/import.rs); one that cannot be crawled,
+/// because it comes inside a larger document or from standard input (its links would have
+/// nothing to be relative to), is an error.
 #[test]
-fn a_catalog_as_explicit_input_is_an_error() {
+fn a_catalog_that_cannot_be_crawled_is_an_error() {
     let mut t = catalog_a();
     let before = snapshot(&t.catalog);
+    let dir = tempfile::tempdir().unwrap();
+    let array = dir.path().join("catalogs.json");
+    std::fs::write(
+        &array,
+        format!("[{}]", std::fs::read_to_string(fixture("catalog.json")).unwrap()),
+    )
+    .unwrap();
     let err = doc_error(ingest(
         &mut t.catalog,
-        &[fixture("batch.ndjson"), fixture("catalog.json")],
+        &[fixture("batch.ndjson"), array],
         &options(Mode::Insert, false, None),
     ));
     assert!(matches!(err.reason, DocErrorKind::CatalogNotSupported), "{err}");
     assert_eq!(err.id.as_deref(), Some("fx-root"));
+    assert_eq!(err.location.pointer.as_deref(), Some("/0"));
     assert_eq!(snapshot(&t.catalog), before);
 
-    let out = common::stacdb(["ingest", &path_str(&t.path), &path_str(&fixture("catalog.json"))]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stacdb"))
+        .args(["ingest", &path_str(&t.path), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(fixture("catalog.json")).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = stderr_of(&out);
-    assert!(stderr.contains("catalog.json: 'fx-root': this is a STAC Catalog"), "{stderr}");
+    assert!(stderr.contains("<stdin>: 'fx-root': this is a STAC Catalog"), "{stderr}");
     assert_eq!(snapshot(&t.catalog), before);
+
+    // The same catalog as a file of its own is a root to crawl; it has no links.
+    let report = ingest(
+        &mut t.catalog,
+        &[fixture("batch.ndjson"), fixture("catalog.json")],
+        &options(Mode::Insert, false, None),
+    )
+    .unwrap();
+    assert_eq!(report.crawl.roots, 1);
+    assert_eq!(report.items.inserted, 3);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 //! not SQLite at all.
 //!
 //! Each older schema version has a committed catalog frozen at that version:
-//! `fixtures/schema-v1.stacdb` (only `schema/001_initial.sql` applied) and
-//! `fixtures/schema-v2.stacdb` (steps 001 and 002). They are never rewritten by the tests: each
-//! test works on a copy. How they were made is in `fixtures/README.md`; the generators are the
-//! ignored tests `write_schema_v1_fixture` and `write_schema_v2_fixture` at the end of this
-//! file.
+//! `fixtures/schema-v1.stacdb` (only `schema/001_initial.sql` applied),
+//! `fixtures/schema-v2.stacdb` (steps 001 and 002) and `fixtures/schema-v3.stacdb` (steps 001
+//! to 003). They are never rewritten by the tests: each test works on a copy. How they were
+//! made is in `fixtures/README.md`; the generators are the ignored tests
+//! `write_schema_v1_fixture`, `write_schema_v2_fixture` and `write_schema_v3_fixture` at the
+//! end of this file.
 
 mod common;
 
@@ -79,8 +80,21 @@ const V2: Fixture = Fixture {
     max_bytes: 100_000,
 };
 
+/// See `write_schema_v3_fixture`.
+const V3: Fixture = Fixture {
+    version: 3,
+    file: "schema-v3.stacdb",
+    id: "schema-v3",
+    title: "A catalog frozen at schema version 3",
+    description: Some("Real items from NOAA CDR ocean heat content and a Landsat 8 example"),
+    items: 3,
+    null_geometry: 0,
+    collections: &["landsat-8-l1", "noaa-cdr-ocean-heat-content"],
+    max_bytes: 150_000,
+};
+
 /// Every older schema version's fixture, oldest first.
-const FIXTURES: [&Fixture; 2] = [&V1, &V2];
+const FIXTURES: [&Fixture; 3] = [&V1, &V2, &V3];
 
 /// The tables schema step 2 adds.
 const GPKG_TABLES: [&str; 4] =
@@ -88,6 +102,9 @@ const GPKG_TABLES: [&str; 4] =
 
 /// The length of the token secret schema step 3 adds.
 const TOKEN_SECRET_LEN: usize = 32;
+
+/// The tables schema step 4 adds (the tree of an imported static catalog).
+const TREE_TABLES: [&str; 3] = ["collection_parents", "item_parents", "subcatalogs"];
 
 fn raw(path: &Path) -> Connection {
     Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open raw")
@@ -169,6 +186,17 @@ fn dump_tables(path: &Path, version: i64) -> BTreeMap<&'static str, Vec<Vec<SqlV
         ("changes", "SELECT * FROM changes ORDER BY seq"),
         ("sqlite_sequence", "SELECT * FROM sqlite_sequence ORDER BY name"),
     ];
+    if version >= 3 {
+        queries.extend([
+            ("catalog_secret", "SELECT token_secret FROM catalog"),
+            (
+                "items_typed",
+                "SELECT fid, p_eo_cloud_cover, p_gsd, p_platform, p_constellation FROM items
+                 ORDER BY fid",
+            ),
+            ("spacetime", "SELECT * FROM rtree_items_spacetime ORDER BY id"),
+        ]);
+    }
     if version >= 2 {
         queries.extend([
             ("gpkg_spatial_ref_sys", "SELECT * FROM gpkg_spatial_ref_sys ORDER BY srs_id"),
@@ -216,7 +244,7 @@ fn cli_refuses(args: &[&str], want: &str) {
 
 #[test]
 fn every_older_schema_version_has_a_frozen_fixture() {
-    assert_eq!(stacdb::SCHEMA_VERSION, 3, "a new schema step needs its own fixture and test");
+    assert_eq!(stacdb::SCHEMA_VERSION, 4, "a new schema step needs its own fixture and test");
     let versions: Vec<i64> = FIXTURES.iter().map(|f| f.version).collect();
     assert_eq!(versions, (1..SCHEMA_VERSION).collect::<Vec<_>>());
 }
@@ -246,12 +274,30 @@ fn check_frozen(fixture: &Fixture) {
             "{name}: {gpkg} is from step 2"
         );
     }
-    // Nothing of step 3.
-    assert_eq!(catalog_columns(&path), ["singleton", "id", "title", "description"], "{name}");
     let indexes = indexes(&path);
-    assert!(indexes.iter().any(|i| i == "items_datetime_start"), "{name}: {indexes:?}");
-    for step3 in ["items_datetime_id", "items_time_span"] {
-        assert!(!indexes.iter().any(|i| i == step3), "{name}: {step3} is from step 3");
+    if fixture.version < 3 {
+        // Nothing of step 3.
+        assert_eq!(catalog_columns(&path), ["singleton", "id", "title", "description"], "{name}");
+        assert!(indexes.iter().any(|i| i == "items_datetime_start"), "{name}: {indexes:?}");
+        for step3 in ["items_datetime_id", "items_time_span"] {
+            assert!(!indexes.iter().any(|i| i == step3), "{name}: {step3} is from step 3");
+        }
+    } else {
+        // All of step 3: its column, its indexes, its R-tree and a secret.
+        assert_eq!(
+            catalog_columns(&path),
+            ["singleton", "id", "title", "description", "token_secret"],
+            "{name}"
+        );
+        for step3 in ["items_datetime_id", "items_time_span"] {
+            assert!(indexes.iter().any(|i| i == step3), "{name}: {step3} is missing");
+        }
+        assert!(tables.iter().any(|t| t == "rtree_items_spacetime"), "{name}");
+        token_secret(&path);
+    }
+    // Nothing of step 4.
+    for tree in TREE_TABLES {
+        assert!(!tables.iter().any(|t| t == tree), "{name}: {tree} is from step 4");
     }
 
     let dump = dump_tables(&path, fixture.version);
@@ -269,6 +315,23 @@ fn check_frozen(fixture: &Fixture) {
 #[test]
 fn the_v1_fixture_is_frozen() {
     check_frozen(&V1);
+}
+
+#[test]
+fn the_v3_fixture_is_frozen() {
+    check_frozen(&V3);
+    let path = V3.path();
+    // A typed property column with a value (the upserted cloud cover), so that the upgrade
+    // must keep step 3's columns.
+    let cloud: f64 = raw(&path)
+        .query_row(
+            "SELECT p_eo_cloud_cover FROM items WHERE collection = 'landsat-8-l1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cloud, 12.5);
+    assert_eq!(dump_tables(&path, 3)["spacetime"].len(), V3.items);
 }
 
 #[test]
@@ -300,14 +363,14 @@ fn upgrade_keeps_everything(fixture: &Fixture) -> (tempfile::TempDir, PathBuf) {
     let version: i64 =
         catalog.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION, "{name}");
-    assert_eq!(stacdb::SCHEMA_VERSION, 3, "a new schema step needs its own fixture and test");
+    assert_eq!(stacdb::SCHEMA_VERSION, 4, "a new schema step needs its own fixture and test");
 
     // Nothing stored before was touched.
     assert_eq!(dump_tables(&path, fixture.version), before, "{name}: the upgrade changed rows");
     // The schema is now exactly that of a catalog made by this build.
     assert_eq!(schema(&path), schema(&fresh), "{name}: upgraded schema differs from a new one");
     assert_eq!(user_version(&fresh), SCHEMA_VERSION);
-    // Step 3 gave it a token secret of its own.
+    // Step 3 gave it a token secret of its own (or it had one from step 3 already).
     let secret = token_secret(&path);
     assert_ne!(secret, token_secret(&fresh), "{name}: two catalogs share a token secret");
 
@@ -418,6 +481,93 @@ fn opening_for_writing_upgrades_v2() {
     assert!(plan.contains("items_time_span"), "{plan}");
 }
 
+#[test]
+fn opening_for_writing_upgrades_v3() {
+    let fixture_secret = token_secret(&V3.path());
+    let (dir, path) = upgrade_keeps_everything(&V3);
+    // Step 4 added the tree tables, empty; the secret step 3 made is kept.
+    let tables = tables(&path);
+    for tree in TREE_TABLES {
+        assert!(tables.iter().any(|t| t == tree), "{tree} is missing: {tables:?}");
+        let rows: i64 = raw(&path)
+            .query_row(&format!("SELECT count(*) FROM {tree}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "{tree}");
+    }
+    assert_eq!(token_secret(&path), fixture_secret);
+
+    // The upgraded catalog takes a static catalog import: an item of one of its collections
+    // hung from a sub-catalog, recorded in the new tables.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("landsat")).unwrap();
+    std::fs::write(
+        tree.join("catalog.json"),
+        r#"{"type": "Catalog", "stac_version": "1.1.0", "id": "root", "description": "d",
+            "links": [{"rel": "child", "href": "./landsat/catalog.json"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("landsat/catalog.json"),
+        r#"{"type": "Catalog", "stac_version": "1.1.0", "id": "landsat", "description": "d",
+            "links": [{"rel": "item", "href": "./imported.json"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("landsat/imported.json"),
+        r#"{"type": "Feature", "stac_version": "1.1.0", "id": "imported",
+            "collection": "landsat-8-l1",
+            "geometry": {"type": "Point", "coordinates": [7, 46]},
+            "properties": {"datetime": "2024-05-01T00:00:00Z"}, "links": [], "assets": {}}"#,
+    )
+    .unwrap();
+    let mut catalog = Catalog::open(&path).unwrap();
+    let report = catalog
+        .ingest(&[Input::Path(tree.join("catalog.json"))], &IngestOptions::default(), &Silent)
+        .unwrap();
+    assert_eq!(report.items.inserted, 1);
+    assert!(catalog.check().unwrap().is_ok());
+    drop(catalog);
+    let conn = raw(&path);
+    let sub: (i64, String) = conn
+        .query_row("SELECT node, href FROM subcatalogs WHERE parent IS NULL", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(sub.1, "landsat/catalog.json");
+    let item: (String, String, i64, String) = conn
+        .query_row("SELECT collection, id, parent, href FROM item_parents", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(
+        item,
+        ("landsat-8-l1".into(), "imported".into(), sub.0, "landsat/imported.json".into())
+    );
+    // The catalog existed, so its metadata stays its own.
+    assert_eq!(
+        conn.query_row("SELECT id FROM catalog", [], |r| r.get::<_, String>(0)).unwrap(),
+        V3.id
+    );
+}
+
+#[test]
+fn a_failed_step_4_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = V3.copy(dir.path());
+    // A table step 4 creates last is already there, so step 4 fails after making the others.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE item_parents (x)").unwrap();
+    drop(conn);
+    let before = dump_tables(&path, 3);
+    let schema_before = schema(&path);
+    let message = open_error(Catalog::open(&path)).to_string();
+    assert!(message.contains("item_parents"), "{message}");
+    assert_eq!(user_version(&path), 3, "the version moved on");
+    assert_eq!(schema(&path), schema_before, "the part of step 4 before the failure was kept");
+    assert!(!tables(&path).iter().any(|t| t == "subcatalogs"));
+    assert_eq!(dump_tables(&path, 3), before);
+}
+
 /// Every catalog, new or upgraded, gets a token secret of its own, even two copies of the
 /// same file.
 #[test]
@@ -432,7 +582,9 @@ fn every_catalog_gets_its_own_token_secret() {
     let init = dir.path().join("init.stacdb");
     common::stacdb_ok(["init", init.to_str().unwrap()]);
     paths.push(init);
-    for fixture in FIXTURES {
+    // Files older than step 3 get a secret when upgraded; a copy of a version 3 file is the
+    // same catalog and keeps its secret.
+    for fixture in FIXTURES.iter().filter(|f| f.version < 3) {
         for copy in 0..2 {
             let copy_dir = dir.path().join(format!("v{}-{copy}", fixture.version));
             std::fs::create_dir(&copy_dir).unwrap();
@@ -855,6 +1007,82 @@ fn write_schema_v2_fixture() {
     fixture_delete(&conn, "sentinel-1-global-mosaics", second["id"].as_str().unwrap());
 
     fixture_save(conn, &path, &V2);
+}
+
+/// Writes `fixtures/schema-v3.stacdb`. Run by hand (see fixtures/README.md):
+///
+/// ```text
+/// cargo test --test migrations -- --ignored --exact write_schema_v3_fixture
+/// ```
+///
+/// It does what stacdb did while its schema had three steps: applies `schema/001_initial.sql`,
+/// `002_geopackage.sql` and `003_search.sql`, inserts the catalog row and gives it a token
+/// secret in one transaction that sets `user_version = 3`, as `db::migrate` did for a new file;
+/// then writes real collections and items through the library's writer in later transactions
+/// (an ingest, an upsert, a delete). 1 KiB pages, `journal_mode=DELETE` and a final `VACUUM`,
+/// as for v2.
+#[test]
+#[ignore = "writes fixtures/schema-v3.stacdb; run it by hand when the fixture must be rebuilt"]
+fn write_schema_v3_fixture() {
+    let data = common::data_dir("write_schema_v3_fixture").expect("the shared data is needed");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(V3.file);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "page_size", 1024).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+
+    // Steps 1 to 3, as db::migrate applied them to a new file.
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn.execute_batch(include_str!("../schema/001_initial.sql")).unwrap();
+    conn.execute_batch(include_str!("../schema/002_geopackage.sql")).unwrap();
+    conn.execute_batch(include_str!("../schema/003_search.sql")).unwrap();
+    conn.execute("INSERT INTO catalog (singleton, id) VALUES (1, ?1)", [V3.id]).unwrap();
+    let secret = stacdb::search::token::generate_secret().unwrap();
+    conn.execute("UPDATE catalog SET token_secret = ?1", [&secret[..]]).unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    // `stacdb init --title --description`.
+    conn.execute(
+        "UPDATE catalog SET title = ?1, description = ?2",
+        [V3.title, V3.description.unwrap()],
+    )
+    .unwrap();
+
+    let landsat =
+        "fixtures/stac-validator/tests/test_data/local_cat/example-catalog/eo/landsat-8-l1";
+    let landsat_item = format!(
+        "{landsat}/LC08_L1GT_120046_20181012_20181012_01_RT/LC08_L1GT_120046_20181012_20181012_01_RT.json"
+    );
+    let ohc = "fixtures/stactools-noaa-cdr/examples/noaa-cdr-ocean-heat-content";
+    let ohc_item = |name: &str| format!("{ohc}/{name}/{name}.json");
+    // An ingest: a Landsat 8 collection and item (STAC 1.0.0-beta.2, with eo:cloud_cover, so
+    // step 3's typed column has a value) and the NOAA CDR ocean heat content collection with
+    // three of its items (start/end ranges of months and years).
+    let mut first = fixture_docs(&data, &format!("{landsat}/collection.json"), 1);
+    first.extend(fixture_docs(&data, &landsat_item, 1));
+    first.extend(fixture_docs(&data, &format!("{ohc}/collection.json"), 1));
+    for name in [
+        "ocean-heat-content-1972-03-700m",
+        "ocean-heat-content-1972-03-2000m",
+        "ocean-heat-content-2017-2021-100m",
+    ] {
+        first.extend(fixture_docs(&data, &ohc_item(name), 1));
+    }
+    fixture_write(&conn, first, Mode::Insert);
+    // An upsert: the Landsat item with another cloud cover and a title.
+    let mut changed = common::read_documents(&data.join(&landsat_item));
+    changed[0]["properties"]["eo:cloud_cover"] = 12.5.into();
+    changed[0]["properties"]["title"] = "Updated at schema version 3".into();
+    let changed = stacdb::document::documents(changed.remove(0), &stacdb::Location::file("upsert"))
+        .into_iter()
+        .map(|d| d.unwrap())
+        .collect();
+    fixture_write(&conn, changed, Mode::Upsert);
+    // A delete.
+    fixture_delete(&conn, "noaa-cdr-ocean-heat-content", "ocean-heat-content-1972-03-700m");
+
+    fixture_save(conn, &path, &V3);
 }
 
 /// Read commands must not turn an empty file into a catalog; only init and ingest create one.

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("001_initial", include_str!("../../schema/001_initial.sql")),
     ("002_geopackage", include_str!("../../schema/002_geopackage.sql")),
     ("003_search", include_str!("../../schema/003_search.sql")),
+    ("004_tree", include_str!("../../schema/004_tree.sql")),
 ];
 
 /// The page size of new catalog files.
@@ -445,6 +446,6 @@ mod tests {
 
     #[test]
     fn schema_version_counts_the_files() {
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 }

@@ -8,7 +8,12 @@
 //! A run is one `BEGIN IMMEDIATE` transaction. In strict mode the first rejected document
 //! rolls the whole run back, so the catalog is exactly as it was; with `skip_invalid` the
 //! rejected documents are reported and the rest committed.
+//!
+//! A Catalog file given as an input is a static catalog's root: [`crawl`] follows its links
+//! (reading and parsing in parallel too) and feeds the documents to the same writer, before the
+//! other inputs; the tree it found is stored at the end of the run.
 
+pub mod crawl;
 pub mod source;
 
 use std::path::Path;
@@ -23,13 +28,14 @@ use crate::db::{self, Access, Published};
 use crate::document::{self, Doc};
 use crate::error::{DocError, DocErrorKind, Location, Result};
 use crate::store::{Mode, Outcome, Writer};
+pub use crawl::{BrokenLink, CrawlReport, NotStac};
 pub use source::Input;
 
 /// Units per batch handed from the reader to the parser.
 const BATCH_UNITS: usize = 2048;
 /// Bytes of JSON text per batch, at most (about).
 const BATCH_BYTES: usize = 16 << 20;
-/// Rejections kept in the report; all are passed to the observer.
+/// Rejections (and crawl findings) kept in the report; all are passed to the observer.
 const MAX_KEPT_ERRORS: usize = 1000;
 
 /// How to ingest.
@@ -65,10 +71,13 @@ pub struct IngestReport {
     pub collections: Counts,
     /// Collections built from their items by `--create-collections`.
     pub collections_created: u64,
-    /// Invalid documents rejected (only non-zero with `skip_invalid`).
+    /// Invalid documents rejected and broken links met by a crawl (only non-zero with
+    /// `skip_invalid`).
     pub failed: u64,
     /// Catalog documents met while walking directories, and passed over.
     pub catalogs_passed_over: u64,
+    /// What crawling static catalogs (Catalog files given as inputs) found.
+    pub crawl: CrawlReport,
     /// Files read.
     pub files: u64,
     /// Bytes read from the inputs (compressed size for gzip).
@@ -82,6 +91,9 @@ pub struct IngestReport {
     /// Ids of the collections built by `--create-collections`.
     #[serde(skip)]
     pub(crate) synthesized: Vec<String>,
+    /// The crawled tree, kept to store it again if the run is merged into another catalog.
+    #[serde(skip)]
+    pub(crate) tree: Option<crawl::Tree>,
 }
 
 impl IngestReport {
@@ -131,12 +143,41 @@ pub(crate) fn run(
     lock_timeout: Duration,
     observer: &dyn Observer,
 ) -> Result<IngestReport> {
+    run_into(conn, path, inputs, options, lock_timeout, observer, false)
+}
+
+/// Runs an ingest. `created` says the catalog file is new, made by this run: a crawled root
+/// catalog's id, title and description then become the catalog's.
+fn run_into(
+    conn: &Connection,
+    path: &Path,
+    inputs: &[Input],
+    options: &IngestOptions,
+    lock_timeout: Duration,
+    observer: &dyn Observer,
+    created: bool,
+) -> Result<IngestReport> {
     let started = Instant::now();
-    let sources = source::expand(inputs)?;
-    observer.started(sources.iter().map(|s| s.size).sum());
+    // Catalog files are roots to crawl; everything else is read as before.
+    let (roots, inputs): (Vec<&Input>, Vec<&Input>) = inputs
+        .iter()
+        .partition(|input| matches!(input, Input::Path(p) if crawl::is_catalog_file(p)));
+    let roots: Vec<std::path::PathBuf> = roots
+        .into_iter()
+        .filter_map(|input| match input {
+            Input::Path(p) => Some(p.clone()),
+            Input::Stdin => None,
+        })
+        .collect();
+    let inputs: Vec<Input> = inputs.into_iter().cloned().collect();
+    let sources = source::expand(&inputs)?;
+    let total = if roots.is_empty() { sources.iter().map(|s| s.size).sum() } else { None };
+    observer.started(total);
     let counter = source::ByteCounter::default();
     let tx = db::begin_write(conn, path, lock_timeout)?;
     let mut run = Run::new(&tx, options, observer)?;
+    let crawled = if roots.is_empty() { None } else { Some(crawl::crawl(&roots, &mut run)?) };
+    let crawl_bytes = crawled.as_ref().map_or(0, |c| c.bytes);
     std::thread::scope(|scope| -> Result<()> {
         let (units_tx, units_rx) = sync_channel(2);
         let (docs_tx, docs_rx) = sync_channel::<Vec<Parsed>>(2);
@@ -159,14 +200,23 @@ pub(crate) fn run(
             for parsed in batch {
                 run.apply(parsed)?;
             }
-            observer.progress(run.documents, counter.get());
+            observer.progress(run.documents, crawl_bytes + counter.get());
         }
         Ok(())
     })?;
     let mut report = run.finish()?;
-    tx.commit()?;
     report.files = sources.len() as u64;
-    report.bytes = counter.get();
+    report.bytes = crawl_bytes + counter.get();
+    if let Some(crawled) = crawled {
+        crawl::write_tree(&tx, &crawled.tree)?;
+        if created && let Some(root) = &crawled.tree.root {
+            crawl::set_root_metadata(&tx, root)?;
+        }
+        report.files += crawled.report.files;
+        report.crawl = crawled.report;
+        report.tree = Some(crawled.tree);
+    }
+    tx.commit()?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -188,10 +238,12 @@ pub fn ingest_path(
         // An empty file (say, made by `touch`) is turned into a catalog in place.
         let access = if meta.len() == 0 { Access::Create } else { Access::ReadWrite };
         let conn = db::open(path, access, lock_timeout)?;
-        return run(&conn, path, inputs, options, lock_timeout, observer);
+        let created = access == Access::Create;
+        return run_into(&conn, path, inputs, options, lock_timeout, observer, created);
     }
     let new = db::NewCatalog::build(path, lock_timeout)?;
-    let report = match run(&new.conn, &new.temp, inputs, options, lock_timeout, observer) {
+    let report = match run_into(&new.conn, &new.temp, inputs, options, lock_timeout, observer, true)
+    {
         Ok(report) => report,
         Err(e) => {
             new.discard();
@@ -250,7 +302,12 @@ fn merge(
         run.apply(Parsed { walked: false, doc })?;
     }
     let mut report = run.finish()?;
+    if let Some(tree) = &first.tree {
+        crawl::write_tree(&tx, tree)?;
+    }
     tx.commit()?;
+    report.crawl = first.crawl;
+    report.tree = first.tree;
     report.failed += first.failed;
     let mut errors = first.errors;
     errors.append(&mut report.errors);
@@ -306,7 +363,7 @@ fn parse_unit(unit: source::Unit) -> Vec<Parsed> {
 }
 
 /// The writer-side state of one run.
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     writer: Writer<'a>,
     options: &'a IngestOptions,
     observer: &'a dyn Observer,

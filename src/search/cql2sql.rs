@@ -211,21 +211,63 @@ fn text_message(error: &cql2::Error) -> String {
     error.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// Runs the `cql2` parser on a thread with a large stack: its grammar and its tree walks
-/// recurse, and a panic in it becomes an error rather than taking the caller down.
+/// A parse to run on one of the parser threads.
+type ParseJob = Box<dyn FnOnce() + Send>;
+
+/// How many parser threads there are.
+const PARSER_THREADS: usize = 2;
+
+/// The queue of the parser threads: long-lived threads with a large stack, started on first use
+/// (`None` when they could not be started). Starting a thread with a large stack for every
+/// filter cost more than the rest of a small search put together.
+fn parsers() -> Option<&'static std::sync::mpsc::Sender<ParseJob>> {
+    static PARSERS: std::sync::OnceLock<Option<std::sync::mpsc::Sender<ParseJob>>> =
+        std::sync::OnceLock::new();
+    PARSERS
+        .get_or_init(|| {
+            let (sender, receiver) = std::sync::mpsc::channel::<ParseJob>();
+            let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+            let mut started = 0;
+            for n in 0..PARSER_THREADS {
+                let receiver = receiver.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("stacdb-cql2-{n}"))
+                    .stack_size(PARSE_STACK)
+                    .spawn(move || {
+                        loop {
+                            let job = match receiver.lock() {
+                                Ok(receiver) => receiver.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                started += usize::from(spawned.is_ok());
+            }
+            (started > 0).then_some(sender)
+        })
+        .as_ref()
+}
+
+/// Runs the `cql2` parser on a thread with a large stack (its grammar and its tree walks
+/// recurse), catching a panic in it as an error rather than taking the caller down.
 fn on_parse_stack(
-    parse: impl FnOnce() -> Result<Expr, FilterError> + Send,
+    parse: impl FnOnce() -> Result<Expr, FilterError> + Send + 'static,
 ) -> Result<Expr, FilterError> {
-    std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new()
-            .name("stacdb-cql2".into())
-            .stack_size(PARSE_STACK)
-            .spawn_scoped(scope, parse)
-            .map_err(|_| FilterError::Unsupported("parsing filters: no thread available".into()))?;
-        handle
-            .join()
-            .unwrap_or_else(|_| Err(FilterError::Text("the filter cannot be parsed".into())))
-    })
+    let failed = || Err(FilterError::Text("the filter cannot be parsed".into()));
+    let unavailable = || FilterError::Unsupported("parsing filters: no thread available".into());
+    let parsers = parsers().ok_or_else(unavailable)?;
+    let (answer, result) = std::sync::mpsc::sync_channel(1);
+    let job: ParseJob = Box::new(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+            .unwrap_or_else(|_| failed());
+        let _ = answer.send(result);
+    });
+    parsers.send(job).map_err(|_| unavailable())?;
+    result.recv().unwrap_or_else(|_| failed())
 }
 
 /// Whether the tree is deeper than `budget` levels (recursing at most `budget` deep).

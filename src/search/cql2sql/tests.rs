@@ -984,3 +984,24 @@ fn every_literal_is_a_parameter() {
         assert_eq!(filter.sql.matches('?').count(), filter.params.len());
     }
 }
+
+#[test]
+fn filters_parse_alike_from_many_threads_at_once() {
+    // The parser threads are shared: answers must go back to the search that asked.
+    let handles: Vec<_> = (0..8)
+        .map(|n| {
+            std::thread::spawn(move || {
+                for k in 0..50 {
+                    let depth = (n * 7 + k) % 40;
+                    let text = format!("{}gsd < {k}{}", "(".repeat(depth), ")".repeat(depth));
+                    let expr = parse_text(&text).expect("parses");
+                    assert_eq!(expr, parse_text(&format!("gsd < {k}")).unwrap(), "{text}");
+                    assert!(parse_text(&format!("{}gsd", "(".repeat(depth + 1))).is_err());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
