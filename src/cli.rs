@@ -48,7 +48,9 @@ pub struct Cli {
 enum Command {
     /// Create a catalog file, or set its root metadata.
     Init(InitArgs),
-    /// Load items and collections from files, directories or standard input.
+    // `about` rather than a doc comment, which would also clear the long help the
+    // arguments' struct sets.
+    #[command(about = "Load items and collections from files, directories or standard input")]
     Ingest(IngestArgs),
     /// Print an item, or a collection with its current extent.
     Get(GetArgs),
@@ -56,13 +58,21 @@ enum Command {
     Delete(DeleteArgs),
     /// Show item counts, extents, file size and schema version.
     Info(InfoArgs),
-    /// Verify the file and that its indexes and stats agree with its items.
+    // `about` rather than a doc comment, which would also clear the long help the
+    // arguments' struct sets.
+    #[command(about = "Verify the file and that its indexes and stats agree with its items")]
     Check(CheckArgs),
-    /// Search items: bbox, intersects, datetime, CQL2 filter, free text, sort, fields.
+    // `about` rather than a doc comment, which would also clear the long help the
+    // arguments' struct sets.
+    #[command(
+        about = "Search items: bbox, intersects, datetime, CQL2 filter, free text, sort, fields"
+    )]
     Search(SearchArgs),
     /// Print the exact number of items a search matches.
     Count(CountArgs),
-    /// Serve the catalog as a read-only STAC API.
+    // `about` rather than a doc comment, which would also clear the long help the
+    // arguments' struct sets.
+    #[command(about = "Serve the catalog as a read-only STAC API")]
     Serve(ServeArgs),
     /// Write a static STAC catalog (or NDJSON files) from the catalog file.
     #[command(long_about = EXPORT_ABOUT, after_help = EXPORT_HELP)]
@@ -195,6 +205,13 @@ struct ServeArgs {
     /// How long one search may run before the request fails (503).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    /// How long a client may take to send a request's headers, or its body; a connection
+    /// idle this long between requests is closed too.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    client_timeout: f64,
+    /// The most connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -337,6 +354,9 @@ struct DeleteArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  stacdb info archive.stacdb\n  stacdb info archive.stacdb --json | jq '.collections[].id'"
+)]
 struct InfoArgs {
     /// The catalog file.
     catalog: PathBuf,
@@ -346,10 +366,13 @@ struct InfoArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(long_about = "Verify the file and that its indexes and stats agree with its items.\n\n\
+#[command(
+    long_about = "Verify the file and that its indexes and stats agree with its items.\n\n\
     Runs SQLite's integrity and foreign-key checks and the R-tree check, then re-derives every \
     item's promoted columns, geometry, R-tree box and full-text entry from its stored document \
-    and compares, and recomputes every collection's count and extent. Exits 1 on any mismatch.")]
+    and compares, and recomputes every collection's count and extent. Exits 1 on any mismatch.",
+    after_help = "Examples:\n  stacdb check archive.stacdb\n  stacdb check archive.stacdb --json"
+)]
 struct CheckArgs {
     /// The catalog file.
     catalog: PathBuf,
@@ -712,16 +735,32 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.max_limit == 0 {
                 return Err(UsageError("--max-limit: must be at least 1".into()).into());
             }
+            if !(args.client_timeout.is_finite() && args.client_timeout > 0.0) {
+                return Err(UsageError(format!(
+                    "--client-timeout {}: must be a positive number of seconds",
+                    args.client_timeout
+                ))
+                .into());
+            }
+            if args.max_connections == 0 {
+                return Err(UsageError("--max-connections: must be at least 1".into()).into());
+            }
             let options = crate::server::ServeOptions {
                 base_url: args.base_url,
                 max_body: args.max_body,
                 max_limit: args.max_limit,
                 timeout: Duration::from_secs_f64(args.timeout),
+                client_timeout: Duration::from_secs_f64(args.client_timeout),
+                max_connections: args.max_connections,
                 ..Default::default()
             };
             let address = format!("{}:{}", args.host, args.port);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(crate::server::serve(&args.catalog, &address, options))?;
+            let served = runtime.block_on(crate::server::serve(&args.catalog, &address, options));
+            // Searches past their time limit may still be winding down on the blocking pool
+            // (see `server::with_catalog`): do not wait for them to exit.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            served?;
         }
         Command::Count(args) => {
             let request = crate::search::Request::from_json(&search_body(&args.filters)?)?;

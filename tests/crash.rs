@@ -106,10 +106,10 @@ fn assert_check(cat: &Path, context: &str) {
 }
 
 /// How many items of each chunk are stored, and the number of change-log rows.
-fn observe(cat: &Path, chunk_of: &HashMap<String, usize>) -> (Vec<usize>, i64) {
+fn observe(cat: &Path, chunk_of: &HashMap<String, usize>, chunks: usize) -> (Vec<usize>, i64) {
     let catalog = Catalog::open_read_only(cat).expect("open read-only after crash");
     let conn = catalog.connection();
-    let mut per_chunk = vec![0; SIZES.len()];
+    let mut per_chunk = vec![0; chunks];
     let mut stmt = conn.prepare("SELECT collection, id FROM items").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)));
     for row in rows.unwrap() {
@@ -124,6 +124,7 @@ fn observe(cat: &Path, chunk_of: &HashMap<String, usize>) -> (Vec<usize>, i64) {
 
 struct Pool {
     _dir: tempfile::TempDir,
+    sizes: Vec<usize>,
     cat: PathBuf,
     collections: PathBuf,
     chunks: Vec<PathBuf>,
@@ -132,10 +133,10 @@ struct Pool {
     chunk_of: HashMap<String, usize>,
 }
 
-fn pool(data: &Path) -> Pool {
+fn pool(data: &Path, sizes: &[usize]) -> Pool {
     let naip = common::data_file(data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
     let collections = common::data_file(data, "bench/stac-fastapi-geoparquet/collections.json");
-    let total = SIZES.iter().sum();
+    let total = sizes.iter().sum();
     let lines = common::gz_lines(&naip, total);
     assert_eq!(lines.len(), total);
     let dir = tempfile::tempdir().unwrap();
@@ -143,7 +144,7 @@ fn pool(data: &Path) -> Pool {
     let mut ids = Vec::new();
     let mut chunk_of = HashMap::new();
     let mut start = 0;
-    for (k, size) in SIZES.iter().enumerate() {
+    for (k, size) in sizes.iter().enumerate() {
         let part = &lines[start..start + size];
         start += size;
         chunks.push(common::write_ndjson(&dir.path().join(format!("chunk-{k:02}.ndjson")), part));
@@ -160,20 +161,34 @@ fn pool(data: &Path) -> Pool {
         ids.push(part_ids);
     }
     let cat = dir.path().join("crash.stacdb");
-    Pool { cat, collections, chunks, ids, lines, chunk_of, _dir: dir }
+    Pool { cat, collections, chunks, ids, lines, chunk_of, _dir: dir, sizes: sizes.to_vec() }
 }
 
 #[test]
 fn killed_writers_leave_whole_runs() {
     let Some(data) = common::data_dir("crash::killed_writers_leave_whole_runs") else { return };
+    let ingest_runs = env_number("STACDB_CRASH_RUNS").unwrap_or(20) as usize;
+    kill_loop(&data, &SIZES, ingest_runs, (ingest_runs / 4).max(5));
+}
+
+/// The figure: at least 50 killed ingests (and 15 killed deletes), in runs of 20 items
+/// so that it stays quick; `STACDB_CRASH_RUNS` raises it.
+#[test]
+fn fifty_killed_ingests_in_small_runs() {
+    let Some(data) = common::data_dir("crash::fifty_killed_ingests_in_small_runs") else { return };
+    let ingest_runs = env_number("STACDB_CRASH_RUNS").unwrap_or(50).max(50) as usize;
+    kill_loop(&data, &[20; 30], ingest_runs, (ingest_runs * 3 / 10).max(15));
+}
+
+/// Kills `ingest_runs` ingests and `delete_runs` deletes of chunks of the given sizes, checking
+/// the file after each kill; the first two chunks calibrate the kill delays.
+fn kill_loop(data: &Path, sizes: &[usize], ingest_runs: usize, delete_runs: usize) {
     let started = Instant::now();
     let seed = seed();
     eprintln!("crash: seed {seed} (replay with STACDB_CRASH_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
-    let ingest_runs = env_number("STACDB_CRASH_RUNS").unwrap_or(20) as usize;
-    let delete_runs = (ingest_runs / 4).max(5);
-
-    let pool = pool(&data);
+    let pool = pool(data, sizes);
+    let sizes = &pool.sizes;
     let cat = &pool.cat;
     common::stacdb_ok(["ingest", p(cat), p(&pool.collections)]);
     let delete_args = |k: usize| {
@@ -187,15 +202,15 @@ fn killed_writers_leave_whole_runs() {
     for k in [0, 1] {
         let t = Instant::now();
         common::stacdb_ok(["ingest", p(cat), p(&pool.chunks[k])]);
-        window.insert(("ingest", SIZES[k]), t.elapsed());
+        window.insert(("ingest", sizes[k]), t.elapsed());
         let t = Instant::now();
         common::stacdb_ok(delete_args(k));
-        window.insert(("delete", SIZES[k]), t.elapsed());
+        window.insert(("delete", sizes[k]), t.elapsed());
     }
     eprintln!("crash: undisturbed runs take {window:?}");
     // 4 collection inserts, then the calibration's inserts and deletes.
-    let mut expected_changes = 4 + 2 * (SIZES[0] + SIZES[1]) as i64;
-    let chunks = SIZES.len();
+    let mut expected_changes = 4 + 2 * (sizes[0] + sizes[1]) as i64;
+    let chunks = sizes.len();
     let mut present = vec![false; chunks];
 
     let (mut ingests, mut deletes) = (0, 0);
@@ -221,7 +236,7 @@ fn killed_writers_leave_whole_runs() {
             (k, spawn(&["ingest", p(cat), p(&pool.chunks[k])]))
         };
         // Anywhere from before the catalog is opened to a little after an undisturbed run ends.
-        let size = SIZES[k];
+        let size = sizes[k];
         let typical = window[&(what, size)];
         let delay = typical.mul_f64(rng.random_range(0.0..1.2));
         let end = kill_after(child, started, delay);
@@ -234,10 +249,10 @@ fn killed_writers_leave_whole_runs() {
         }
 
         assert_check(cat, &context);
-        let (per_chunk, changes) = observe(cat, &pool.chunk_of);
+        let (per_chunk, changes) = observe(cat, &pool.chunk_of, sizes.len());
         for (j, &n) in per_chunk.iter().enumerate() {
-            assert!(n == 0 || n == SIZES[j], "{context}: chunk {j} is partly stored ({n} items)");
-            let now = n == SIZES[j];
+            assert!(n == 0 || n == sizes[j], "{context}: chunk {j} is partly stored ({n} items)");
+            let now = n == sizes[j];
             assert!(j == k || now == present[j], "{context}: chunk {j}, not touched, changed");
         }
         let flipped = (per_chunk[k] == size) != present[k];
@@ -269,8 +284,8 @@ fn killed_writers_leave_whole_runs() {
     args.extend(pool.chunks.iter().map(|c| p(c)));
     common::stacdb_ok(args);
     assert_check(cat, "after the final run");
-    let (per_chunk, _) = observe(cat, &pool.chunk_of);
-    assert_eq!(per_chunk, SIZES, "after the final run");
+    let (per_chunk, _) = observe(cat, &pool.chunk_of, sizes.len());
+    assert_eq!(&per_chunk, sizes, "after the final run");
     let catalog = Catalog::open_read_only(cat).unwrap();
     assert_eq!(catalog.info().unwrap().item_count as usize, pool.lines.len());
     for line in &pool.lines {
@@ -336,4 +351,128 @@ fn killed_while_creating_the_catalog() {
         assert_eq!((info.collections.len(), info.item_count as usize), (4, ITEMS), "{context}");
         assert_eq!(info.catalog.id, format!("new-{round}"), "{context}: catalog id");
     }
+}
+
+/// Every file under `dir` (relative path -> bytes), or `None` when `dir` does not exist.
+fn tree(dir: &Path) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
+    if !dir.exists() {
+        return None;
+    }
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    Some(files)
+}
+
+/// `stacdb export` killed at random moments: a full export (new, or `--overwrite`) leaves the
+/// output directory either as it was or complete, never partly written; an `--incremental`
+/// one (which replaces files one at a time, by design) leaves only whole files. Each time a
+/// re-run completes the export, equal byte for byte to a fresh export of the same state.
+/// `STACDB_CRASH_EXPORTS` sets the number of kills (default 12, to keep CI short: each step
+/// makes three exports, and an export syncs its files).
+#[test]
+fn killed_exports_leave_the_old_or_the_new_export() {
+    let Some(data) = common::data_dir("crash::killed_exports_leave_the_old_or_the_new_export")
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let seed = seed();
+    eprintln!("crash: export seed {seed} (replay with STACDB_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xE4);
+    let kills = env_number("STACDB_CRASH_EXPORTS").unwrap_or(12) as usize;
+    let naip = common::data_file(&data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
+    let collections = common::data_file(&data, "bench/stac-fastapi-geoparquet/collections.json");
+    let dir = tempfile::tempdir().unwrap();
+    let lines = common::gz_lines(&naip, 300);
+    let items = common::write_ndjson(&dir.path().join("items.ndjson"), &lines);
+    let cat = dir.path().join("export.stacdb");
+    let out = dir.path().join("out");
+    common::stacdb_ok(["ingest", p(&cat), p(&collections), p(&items)]);
+    let t = Instant::now();
+    common::stacdb_ok(["export", p(&cat), p(&out)]);
+    let mut window = t.elapsed();
+    let mut previous = tree(&out).unwrap();
+
+    let (mut interrupted, mut finished, mut leftovers) = (0, 0, 0);
+    for step in 0..kills {
+        // A new state: a new title, and a few items changed.
+        common::stacdb_ok(["init", p(&cat), "--title", &format!("version {step}")]);
+        let changed: Vec<String> = (0..5)
+            .map(|_| {
+                let mut item: Value =
+                    serde_json::from_str(&lines[rng.random_range(0..lines.len())]).unwrap();
+                item["properties"]["crash:step"] = Value::from(step);
+                item.to_string()
+            })
+            .collect();
+        let changes = common::write_ndjson(&dir.path().join("changes.ndjson"), &changed);
+        common::stacdb_ok(["ingest", p(&cat), p(&changes), "--mode", "upsert"]);
+        // The export this state gives, made undisturbed elsewhere.
+        let reference_dir = dir.path().join(format!("reference-{step}"));
+        common::stacdb_ok(["export", p(&cat), p(&reference_dir)]);
+        let reference = tree(&reference_dir).unwrap();
+        std::fs::remove_dir_all(&reference_dir).unwrap();
+
+        let incremental = step % 3 == 2;
+        let mode = if incremental { "--incremental" } else { "--overwrite" };
+        let delay = window.mul_f64(rng.random_range(0.0..1.2));
+        let begun = Instant::now();
+        let child = spawn(&["export", p(&cat), p(&out), mode]);
+        let end = kill_after(child, begun, delay);
+        let context = format!("seed {seed}, step {step}: export {mode} killed after {delay:?}");
+        match &end {
+            End::Finished(status, stderr, took) => {
+                assert!(status.success(), "{context}: it failed by itself ({status}):\n{stderr}");
+                window = (window + *took) / 2;
+                finished += 1;
+            }
+            End::Killed => interrupted += 1,
+        }
+        let now = tree(&out);
+        if incremental {
+            // Files are replaced one at a time: each is whole (an old or a new version).
+            let now = now.unwrap_or_else(|| panic!("{context}: the export disappeared"));
+            for (path, bytes) in &now {
+                if path.ends_with(".json") {
+                    serde_json::from_slice::<Value>(bytes)
+                        .unwrap_or_else(|e| panic!("{context}: {path} is not whole JSON: {e}"));
+                }
+            }
+        } else {
+            let now = now.unwrap_or_else(|| panic!("{context}: the output directory is gone"));
+            assert!(
+                now == previous || now == reference,
+                "{context}: the output is neither the old nor the new export ({} files; old {}, new {})",
+                now.len(),
+                previous.len(),
+                reference.len()
+            );
+        }
+        // A re-run completes it.
+        common::stacdb_ok(["export", p(&cat), p(&out), mode]);
+        let now = tree(&out).unwrap();
+        assert!(now == reference, "{context}: the re-run is not equal to a fresh export");
+        previous = now;
+        // Side directories of killed runs (named by their process id) stay behind.
+        leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".out."))
+            .count();
+    }
+    eprintln!(
+        "crash: {kills} exports killed ({interrupted} interrupted, {finished} finished first): the output was always the old or the new export, and every re-run completed it; {leftovers} side directories of killed runs left beside it; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(interrupted > 0, "seed {seed}: no kill landed during an export");
 }

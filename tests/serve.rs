@@ -234,10 +234,14 @@ fn check(reply: &Reply) {
 fn problem(reply: &Reply) -> Option<String> {
     let what = &reply.what;
     let text = String::from_utf8_lossy(&reply.body[..reply.body.len().min(500)]).into_owned();
-    if reply.status.is_server_error() {
+    // The one server error allowed: a search cut off by its time limit (503, code "Timeout"),
+    // which the issue names as the answer to a pathological query.
+    let timed_out = reply.status == StatusCode::SERVICE_UNAVAILABLE
+        && serde_json::from_slice::<Value>(&reply.body).is_ok_and(|body| body["code"] == "Timeout");
+    if reply.status.is_server_error() && !timed_out {
         return Some(format!("{what}: server error {}: {text}", reply.status));
     }
-    if !reply.status.is_client_error() {
+    if !reply.status.is_client_error() && !timed_out {
         return None;
     }
     if reply.content_type != JSON {
@@ -1342,8 +1346,11 @@ async fn hostile_requests_are_refused_cleanly_and_change_nothing() {
     }
 
     // Wide rather than deep: thousands of terms in one flat AND or OR, and a `query` of many
-    // properties. Answered or refused as too large, never a server error.
-    let answered_or_refused = [StatusCode::OK, StatusCode::BAD_REQUEST];
+    // properties. Answered, refused as too large, or cut off by the time limit; never another
+    // server error.
+    // On a slow machine (a debug build, other work) the widest may reach the time limit.
+    let answered_or_refused =
+        [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::SERVICE_UNAVAILABLE];
     let mut wide: Vec<Value> = Vec::new();
     for n in [999, 1000, 2000, 9000] {
         wide.push(json!({"filter": flat_json("or", n)}));

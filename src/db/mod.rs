@@ -47,7 +47,40 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
         Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| not_a_catalog(path, e))?;
+    let conn = match Connection::open_with_flags(path, flags)
+        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |_| Ok(())).map(|()| conn))
+    {
+        Ok(conn) => conn,
+        // A WAL catalog on a read-only file system (a read-only mount, a DVD): SQLite cannot
+        // create its `-shm` beside it. When no `-wal` holds data, the file alone is the whole
+        // catalog and cannot change, so it is read as immutable.
+        Err(e) if access == Access::ReadOnly && read_only_media(path) && !wal_has_data(path) => {
+            let uri = immutable_uri(path);
+            Connection::open_with_flags(&uri, flags).map_err(|_| not_a_catalog(path, e))?
+        }
+        Err(_) if access != Access::ReadOnly && read_only_media(path) => {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the file system is read-only, so this command cannot write to the catalog \
+                 (search, count, export and serve can read it)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(not_a_catalog(path, e)),
+    };
+    // SQLite opens a file it may not write read-only without saying so; a write would then
+    // fail with "attempt to write a readonly database". Say why, before anything is done.
+    if access != Access::ReadOnly && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        let why = if read_only_media(path) {
+            "the file system is read-only"
+        } else {
+            "the file is not writable (check its permissions)"
+        };
+        return Err(Error::InvalidArgument(format!(
+            "{}: {why}, so this command cannot write to the catalog (search, count, export and \
+             serve can read it)",
+            path.display()
+        )));
+    }
     // Refuse a file that is not a catalog, or is too new, before configure() switches it to
     // WAL: that switch is written into the file, and a refused file must be left as it was.
     // The version and the tables are read in one read transaction: another process may be
@@ -78,6 +111,47 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
     migrate(&conn, path, catalog_id(path), access, lock_timeout)?;
     crate::search::register_functions(&conn)?;
     Ok(conn)
+}
+
+/// True when the file's directory is on a read-only file system (EROFS).
+fn read_only_media(path: &Path) -> bool {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Creating a file is what SQLite needs (the `-shm`); EROFS says why it cannot.
+    let probe = dir.join(format!(".stacdb-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => {
+            e.kind() == std::io::ErrorKind::ReadOnlyFilesystem || e.raw_os_error() == Some(30)
+        }
+    }
+}
+
+/// True when the catalog's `-wal` exists and is not empty.
+fn wal_has_data(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// A `file:` URI opening `path` read-only and immutable (no locks, no `-shm`).
+fn immutable_uri(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for b in absolute.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
 }
 
 /// Creates a catalog file whole (see [`NewCatalog`]) and publishes it at `path`, unless

@@ -4,19 +4,25 @@
 //! taken from a small pool ([`Pool`]); nothing a request does can change the file. Searches
 //! run under a time limit; request bodies and page sizes are bounded; errors are JSON
 //! `{"code", "description"}` with a 4xx status for anything the client can fix.
+//!
+//! Connections are served by hyper's HTTP/1 server directly (not `axum::serve`, which sets no
+//! header timeout): a client must send a request's headers within
+//! [`ServeOptions::client_timeout`] (idle keep-alive connections too) and a body within the
+//! same time, and at most [`ServeOptions::max_connections`] connections are open at once, so
+//! slow clients (slowloris) are cut off and cannot starve the others.
 
 mod features;
 mod openapi;
 mod queryables;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,6 +48,11 @@ pub struct ServeOptions {
     pub default_limit: u64,
     /// How long one search may run.
     pub timeout: Duration,
+    /// How long a client may take to send a request's headers (counted from when the server
+    /// waits for them, so an idle keep-alive connection is closed after it too), and its body.
+    pub client_timeout: Duration,
+    /// The most connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -52,24 +63,84 @@ impl Default for ServeOptions {
             max_limit: 10_000,
             default_limit: 10,
             timeout: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }
 
 /// Read-only connections to the catalog file, reused between requests.
+///
+/// The pool only ever opens the file it was started on: if that file is removed (or replaced
+/// by another file) while the server runs, requests are served from the connections already
+/// open, which keep reading the original file, as any open Unix file does (see
+/// docs/RELIABILITY.md, "Failures").
 #[derive(Debug)]
 struct Pool {
     path: PathBuf,
+    /// The file's identity (device, inode) when the server started.
+    identity: Option<(u64, u64)>,
     idle: Mutex<Vec<Catalog>>,
+    returned: Condvar,
+    /// How long a request waits for an open connection when no new one can be opened.
+    wait: Duration,
+}
+
+/// A file's device and inode number.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl Pool {
     fn take(&self) -> crate::Result<Catalog> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match idle {
-            Some(catalog) => Ok(catalog),
-            None => Catalog::open_read_only(&self.path),
+        if let Some(catalog) = idle {
+            return Ok(catalog);
         }
+        match self.open() {
+            Ok(catalog) => Ok(catalog),
+            Err(e) => {
+                // The file is gone or is another file now: wait for a connection to the
+                // original to come back.
+                let Ok(idle) = self.idle.lock() else { return Err(e) };
+                match self.returned.wait_timeout_while(idle, self.wait, |idle| idle.is_empty()) {
+                    Ok((mut idle, _)) => idle.pop().ok_or(e),
+                    Err(_) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Opens a new connection, if the path still names the file the server started on.
+    fn open(&self) -> crate::Result<Catalog> {
+        let moved = || {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    "the catalog file was removed or replaced while being served; serving the \
+                     original from the connections already open (restart to serve the new file)"
+                );
+            });
+            Error::NoSuchCatalog { path: self.path.clone() }
+        };
+        if identity(&self.path) != self.identity {
+            return Err(moved());
+        }
+        let catalog = Catalog::open_read_only(&self.path)?;
+        if identity(&self.path) != self.identity {
+            return Err(moved());
+        }
+        Ok(catalog)
     }
 
     fn give_back(&self, catalog: Catalog) {
@@ -77,6 +148,7 @@ impl Pool {
             && idle.len() < 16
         {
             idle.push(catalog);
+            self.returned.notify_one();
         }
     }
 }
@@ -230,9 +302,16 @@ fn stored(e: serde_json::Error) -> ApiError {
 /// Builds the router over a catalog file (opened read-only, lazily, per worker).
 pub fn router(path: &Path, options: ServeOptions) -> crate::Result<Router> {
     // Open once now, so a missing or foreign file fails at start-up rather than per request.
+    let identity = identity(path);
     let first = Catalog::open_read_only(path)?;
     let state = Arc::new(AppState {
-        pool: Pool { path: path.to_path_buf(), idle: Mutex::new(vec![first]) },
+        pool: Pool {
+            path: path.to_path_buf(),
+            identity,
+            idle: Mutex::new(vec![first]),
+            returned: Condvar::new(),
+            wait: options.timeout,
+        },
         conformance: CONFORMANCE.to_vec(),
         options,
     });
@@ -269,13 +348,60 @@ pub fn router(path: &Path, options: ServeOptions) -> crate::Result<Router> {
 
 /// Serves the catalog until SIGINT or SIGTERM.
 pub async fn serve(path: &Path, address: &str, options: ServeOptions) -> anyhow::Result<()> {
+    let client_timeout = options.client_timeout;
+    let max_connections = options.max_connections.max(1);
     let app = router(path, options)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr()?;
     eprintln!("stacdb: serving {} at http://{local}/ (Ctrl-C to stop)", path.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        // A free slot first: at the cap, new connections wait in the listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot?,
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(client_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = closed.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Let requests under way finish (each is bounded by the search and client time limits).
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ =
+        tokio::time::timeout(client_timeout.max(Duration::from_secs(1)), slots.acquire_many(all))
+            .await;
     eprintln!("stacdb: stopped");
     Ok(())
 }
@@ -302,26 +428,61 @@ async fn shutdown_signal() {
 }
 
 /// Runs `f` with a pooled read-only catalog on the blocking pool.
+///
+/// A search stops itself at its time limit, but SQLite checks the clock only between its
+/// instructions, and one instruction can run long: a spatial test of one row against a
+/// polygon of 20,000 vertices took over a minute (geo's `relate` nodes the polygon again for
+/// every row). So a little after the time limit the request answers 503 whatever its work is
+/// doing, and that work is interrupted (`sqlite3_interrupt`, which SQLite checks at every
+/// row): it ends when its current SQL function call returns, and its connection goes back to
+/// the pool then.
 async fn with_catalog<T, F>(state: &Shared, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Catalog) -> Result<T, ApiError> + Send + 'static,
 {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let catalog = state.pool.take()?;
-        let result = f(&catalog);
-        state.pool.give_back(catalog);
-        result
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(ApiError::new(
+    // The connection's interrupt handle while `f` runs on it, and only then: the connection
+    // goes back to the pool afterwards, and another request's work must not be interrupted.
+    let running: Arc<Mutex<Option<rusqlite::InterruptHandle>>> = Arc::default();
+    let task = {
+        let state = state.clone();
+        let running = running.clone();
+        tokio::task::spawn_blocking(move || {
+            let catalog = state.pool.take()?;
+            if let Ok(mut running) = running.lock() {
+                *running = Some(catalog.connection().get_interrupt_handle());
+            }
+            let result = f(&catalog);
+            if let Ok(mut running) = running.lock() {
+                *running = None;
+            }
+            state.pool.give_back(catalog);
+            result
+        })
+    };
+    tokio::pin!(task);
+    let limit = state.options.timeout;
+    let grace = limit / 10 + Duration::from_millis(100);
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        () = tokio::time::sleep(limit + grace) => {
+            if let Ok(running) = running.lock()
+                && let Some(handle) = running.as_ref()
+            {
+                handle.interrupt();
+            }
+            // Past the limit whatever happens now: the work ends by itself, detached.
+            return Err(Error::Search(crate::search::SearchError::Timeout(limit)).into());
+        }
+    };
+    match joined {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             "the request could not be completed",
-        ))
-    })
+        )),
+    }
 }
 
 /// The base URL of links: the configured one, or `http://<Host>`.
@@ -621,9 +782,23 @@ async fn search_get(
 async fn search_post(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
+    // The body must arrive within the client time limit: a client trickling it byte by byte
+    // would otherwise hold the connection for as long as it likes.
+    let read =
+        tokio::time::timeout(state.options.client_timeout, Bytes::from_request(request, &()));
+    let body: Result<Bytes, BytesRejection> = read.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!(
+                "the request body did not arrive within {} s",
+                state.options.client_timeout.as_secs_f64()
+            ),
+        )
+    })?;
     let bytes = body.map_err(|e| {
         ApiError::new(
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

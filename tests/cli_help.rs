@@ -1,0 +1,25 @@
+//! `--help` teaches: every command's help shows an example, and the long descriptions of the
+//! commands are shown.
+
+use std::process::Command;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_stacdb")).args(args).output().expect("runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn every_command_has_long_help_with_examples() {
+    let commands =
+        ["init", "ingest", "get", "delete", "info", "check", "search", "count", "serve", "export"];
+    let top = help(&["--help"]);
+    for command in commands {
+        assert!(top.contains(&format!("  {command} ")), "`stacdb --help` lists {command}");
+        let long = help(&[command, "--help"]);
+        assert!(long.contains("Example"), "{command} --help shows an example:\n{long}");
+    }
+    // The long descriptions set on the commands' arguments are not lost.
+    assert!(help(&["ingest", "--help"]).contains("The catalog file is created when missing"));
+    assert!(help(&["search", "--help"]).contains("Filters combine with AND"));
+}
