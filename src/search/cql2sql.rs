@@ -1706,11 +1706,36 @@ fn spatial_function(ctx: &Context<'_>, spatial: Spatial) -> rusqlite::Result<Opt
                 _ => None,
             })
         })?;
-    let (Some(b), Ok(a)) = (b.as_ref(), geometry::from_blob(a)) else {
+    let (Some(_), Ok(a)) = (b.as_ref(), geometry::from_blob(a)) else {
         return Ok(None);
     };
     // geo's relate may panic on degenerate input; such a row is unknown rather than an error.
-    let holds =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spatial.holds(&a.relate(b))));
-    Ok(holds.ok())
+    let holds = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        with_prepared(&b, |prepared| spatial.holds(&a.relate(prepared)))
+    }));
+    Ok(holds.ok().flatten())
+}
+
+/// The literal of a spatial test, prepared once (its edges indexed) for every row the test
+/// reads: without it a many-vertex literal was re-processed for each row, a minute per row for
+/// 20,000 vertices. geo's prepared geometries cannot cross threads, so they are kept per thread
+/// (SQLite calls a function on the thread running the statement), keyed by the statement's
+/// parsed literal, which the cache holds so that its address cannot be reused meanwhile.
+fn with_prepared<T>(
+    literal: &Arc<Option<geo::Geometry<f64>>>,
+    f: impl FnOnce(&geo::PreparedGeometry<'static, geo::Geometry<f64>>) -> T,
+) -> Option<T> {
+    type Prepared =
+        (Arc<Option<geo::Geometry<f64>>>, geo::PreparedGeometry<'static, geo::Geometry<f64>>);
+    thread_local! {
+        static PREPARED: std::cell::RefCell<Option<Prepared>> = const { std::cell::RefCell::new(None) };
+    }
+    PREPARED.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if !cell.as_ref().is_some_and(|(held, _)| Arc::ptr_eq(held, literal)) {
+            let geometry = literal.as_ref().as_ref()?.clone();
+            *cell = Some((literal.clone(), geo::PreparedGeometry::from(geometry)));
+        }
+        cell.as_ref().map(|(_, prepared)| f(prepared))
+    })
 }
