@@ -76,7 +76,9 @@ def main() -> int:
                 md, data = areas.export(list(sets.values()), settings)
             elif area == "size":
                 md, data = areas.size(list(sets.values()), pg)
-            sections[area] = md
+            # Each table says which run made it, since --only keeps the others' tables.
+            sections[area] = (f"_From `{command}` on {meta['date']}, commit {meta['commit']}, "
+                              f"load before {meta['load_before']}._\n\n" + md)
             raw["areas"][area] = data
             log(f"== {area} done in {time.monotonic() - t0:.0f} s")
     except KeyboardInterrupt:
@@ -132,8 +134,7 @@ def render(meta, settings, sections, previous) -> str:
         body = sections.get(area)
         if body is None and area in previous:
             body = previous[area]
-            if "(kept from an earlier run)" not in body:
-                body = "(kept from an earlier run)\n\n" + body
+            body = body.replace("(kept from an earlier run)\n\n", "")
         if body is None:
             continue
         lines.append(f"<!-- area: {area} -->")
