@@ -38,6 +38,9 @@ pub fn footprint_from_str(text: &str) -> Result<Footprint, String> {
 }
 
 fn from_geojson(geometry: geojson::Geometry) -> Result<Footprint, String> {
+    // The geojson crate indexes positions without checking their length (it panics on
+    // `[1]`): check them first. Found by fuzzing (fuzz/fuzz_targets/document.rs).
+    check_positions(&geometry.value)?;
     let geometry: geo::Geometry<f64> =
         geo::Geometry::try_from(&geometry.value).map_err(|e| e.to_string())?;
     let bounds = geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
@@ -64,6 +67,34 @@ fn from_geojson(geometry: geojson::Geometry) -> Result<Footprint, String> {
     let options = wkb::writer::WriteOptions { endianness: wkb::Endianness::LittleEndian };
     wkb::writer::write_geometry(&mut blob, &geometry, &options).map_err(|e| e.to_string())?;
     Ok(Footprint { blob, bounds })
+}
+
+/// Checks that every position of a geometry has at least two numbers (longitude and latitude;
+/// more, such as an elevation, are allowed and ignored).
+fn check_positions(value: &geojson::GeometryValue) -> Result<(), String> {
+    fn positions<'a>(mut all: impl Iterator<Item = &'a geojson::Position>) -> Result<(), String> {
+        match all.find(|p| p.len() < 2) {
+            Some(p) => Err(format!(
+                "a position needs at least 2 numbers (longitude, latitude), found {}",
+                p.len()
+            )),
+            None => Ok(()),
+        }
+    }
+    use geojson::GeometryValue as G;
+    match value {
+        G::Point { coordinates } => positions(std::iter::once(coordinates)),
+        G::MultiPoint { coordinates } | G::LineString { coordinates } => {
+            positions(coordinates.iter())
+        }
+        G::MultiLineString { coordinates } | G::Polygon { coordinates } => {
+            positions(coordinates.iter().flatten())
+        }
+        G::MultiPolygon { coordinates } => positions(coordinates.iter().flatten().flatten()),
+        G::GeometryCollection { geometries } => {
+            geometries.iter().try_for_each(|g| check_positions(&g.value))
+        }
+    }
 }
 
 /// Reads a GeoPackage blob back into a geometry.
@@ -147,6 +178,26 @@ mod tests {
         assert!(footprint(&json!({"type": "Polygon", "coordinates": "x"})).is_err());
         assert!(footprint(&json!({"type": "Circle", "coordinates": [0, 0]})).is_err());
         assert!(footprint(&json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn rejects_short_positions_without_panicking() {
+        // Found by fuzzing: the geojson crate panicked on positions of fewer than 2 numbers.
+        for value in [
+            json!({"type": "Point", "coordinates": [1]}),
+            json!({"type": "Point", "coordinates": []}),
+            json!({"type": "LineString", "coordinates": [[0, 0], [1]]}),
+            json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1], [0, 0]]]}),
+            json!({"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0]]]]}),
+            json!({"type": "GeometryCollection", "geometries": [
+                {"type": "MultiPoint", "coordinates": [[0, 0], [2]]}]}),
+        ] {
+            // (geojson itself refuses a short Point; stacdb's check finds the others)
+            let e = footprint(&value).unwrap_err();
+            assert!(e.contains("position"), "{value}: {e}");
+            let e = footprint_from_str(&value.to_string()).unwrap_err();
+            assert!(e.contains("position"), "{value}: {e}");
+        }
     }
 
     #[test]
