@@ -626,16 +626,17 @@ fn search_body(filters: &SearchFilters) -> anyhow::Result<serde_json::Value> {
     Ok(Value::Object(body))
 }
 
+/// A duration option given in seconds: a positive, finite number.
+fn seconds(flag: &str, value: f64) -> Result<Duration, UsageError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(UsageError(format!("{flag} {value}: must be a positive number of seconds")))
+    }
+}
+
 fn search_options(filters: &SearchFilters) -> anyhow::Result<crate::search::SearchOptions> {
-    let timeout = match filters.timeout {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(
-                UsageError(format!("--timeout {s}: must be a positive number of seconds")).into()
-            );
-        }
-    };
+    let timeout = filters.timeout.map(|s| seconds("--timeout", s)).transpose()?;
     Ok(crate::search::SearchOptions { timeout, max_limit: u64::MAX, ..Default::default() })
 }
 
@@ -725,22 +726,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => return search(args, &mut out),
         Command::Export(args) => return export(args, &mut out),
         Command::Serve(args) => {
-            if !(args.timeout.is_finite() && args.timeout > 0.0) {
-                return Err(UsageError(format!(
-                    "--timeout {}: must be a positive number of seconds",
-                    args.timeout
-                ))
-                .into());
-            }
+            let timeout = seconds("--timeout", args.timeout)?;
+            let client_timeout = seconds("--client-timeout", args.client_timeout)?;
             if args.max_limit == 0 {
                 return Err(UsageError("--max-limit: must be at least 1".into()).into());
-            }
-            if !(args.client_timeout.is_finite() && args.client_timeout > 0.0) {
-                return Err(UsageError(format!(
-                    "--client-timeout {}: must be a positive number of seconds",
-                    args.client_timeout
-                ))
-                .into());
             }
             if args.max_connections == 0 {
                 return Err(UsageError("--max-connections: must be at least 1".into()).into());
@@ -749,8 +738,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 base_url: args.base_url,
                 max_body: args.max_body,
                 max_limit: args.max_limit,
-                timeout: Duration::from_secs_f64(args.timeout),
-                client_timeout: Duration::from_secs_f64(args.client_timeout),
+                timeout,
+                client_timeout,
                 max_connections: args.max_connections,
                 ..Default::default()
             };

@@ -317,19 +317,6 @@ async fn post(app: &Router, uri: &str, body: &Value) -> Reply {
     send(app, Method::POST, uri, body.to_string().into_bytes()).await
 }
 
-/// Percent-encodes every byte but the unreserved ones (for a query value or a path segment).
-fn pct(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The path and query of an absolute link of this server.
 fn local(href: &str) -> &str {
     href.strip_prefix(BASE).unwrap_or_else(|| panic!("{href} is not under {BASE}"))
@@ -743,7 +730,7 @@ async fn malformed_parameters_are_400_with_a_json_error() {
         uris.push(format!("/collections/{DEMO}/items?{query}"));
     }
     // A token from one search is refused by another.
-    uris.push(format!("/search?limit=3&bbox=0,0,10,60&token={}", pct(&token)));
+    uris.push(format!("/search?limit=3&bbox=0,0,10,60&token={}", common::pct(&token)));
     // `collections` is not a parameter of a collection's items.
     uris.push(format!("/collections/{DEMO}/items?collections={DEMO}"));
     for uri in uris {
@@ -1205,7 +1192,7 @@ async fn hostile_requests_are_refused_cleanly_and_change_nothing() {
     for value in injections() {
         // Every GET parameter, on both search endpoints.
         for name in GET_PARAMETERS {
-            let query = format!("{name}={}", pct(&value));
+            let query = format!("{name}={}", common::pct(&value));
             let reply = probe(&app, Method::GET, &format!("/search?{query}"), Vec::new()).await;
             if matches!(name, "ids" | "collections") {
                 // A string that matches nothing, nothing more.
@@ -1264,7 +1251,7 @@ async fn hostile_requests_are_refused_cleanly_and_change_nothing() {
             }
         }
         // In path segments.
-        let segment = pct(&value);
+        let segment = common::pct(&value);
         for uri in [
             format!("/collections/{segment}"),
             format!("/collections/{segment}/queryables"),
@@ -1320,11 +1307,11 @@ async fn hostile_requests_are_refused_cleanly_and_change_nothing() {
         )
     };
     for query in [
-        format!("filter={}", pct(&text)),
-        format!("filter={}", pct(&json_get)),
-        format!("filter-lang=cql2-json&filter={}", pct(&json_get)),
-        format!("intersects={}", pct(&geometry(300))),
-        format!("query={}", pct(&format!("{}1{}", "[".repeat(5000), "]".repeat(5000)))),
+        format!("filter={}", common::pct(&text)),
+        format!("filter={}", common::pct(&json_get)),
+        format!("filter-lang=cql2-json&filter={}", common::pct(&json_get)),
+        format!("intersects={}", common::pct(&geometry(300))),
+        format!("query={}", common::pct(&format!("{}1{}", "[".repeat(5000), "]".repeat(5000)))),
     ] {
         requests.push((Method::GET, format!("/search?{query}"), Vec::new()));
     }
@@ -1373,7 +1360,7 @@ async fn hostile_requests_are_refused_cleanly_and_change_nothing() {
     let reply = probe(
         &app,
         Method::GET,
-        &format!("/search?filter={}", pct(&flat_text("OR", 1000))),
+        &format!("/search?filter={}", common::pct(&flat_text("OR", 1000))),
         vec![],
     )
     .await;

@@ -519,18 +519,6 @@ fn random_text(rng: &mut StdRng) -> String {
     }
 }
 
-fn pct(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn random_value(rng: &mut StdRng, depth: usize) -> Value {
     match rng.random_range(0..if depth > 3 { 5 } else { 8 }) {
         0 => Value::String(random_text(rng)),
@@ -618,7 +606,7 @@ fn random_request(rng: &mut StdRng) -> (Method, String, Vec<u8>) {
             1 => "alps-001".into(),
             2 => "%FF%FE".into(),
             3 => "..".into(),
-            _ => pct(&random_text(rng)),
+            _ => common::pct(&random_text(rng)),
         }
     };
     let path = match rng.random_range(0..12) {
@@ -645,7 +633,7 @@ fn random_request(rng: &mut StdRng) -> (Method, String, Vec<u8>) {
         };
         let value =
             if rng.random_bool(0.2) { random_value(rng, 0).to_string() } else { random_text(rng) };
-        query.push(format!("{}={}", pct(&name), pct(&value)));
+        query.push(format!("{}={}", common::pct(&name), common::pct(&value)));
     }
     // Keep URIs under hyper's limits for a real server; the router takes any.
     let mut uri = path;

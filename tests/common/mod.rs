@@ -104,3 +104,16 @@ pub fn write_ndjson(path: &Path, lines: &[String]) -> PathBuf {
     std::fs::write(path, lines.join("\n") + "\n").expect("write ndjson");
     path.to_path_buf()
 }
+
+/// Percent-encodes every byte but the unreserved ones (for a query value or a path segment).
+pub fn pct(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
