@@ -8,8 +8,9 @@
 //! item of each committed run: a run is all or nothing. A process that finished before the
 //! kill must have committed. Finally a normal run completes the work.
 //!
-//! `STACDB_CRASH_RUNS` sets the number of killed ingests (default 20; killed deletes are a
-//! quarter of that, at least 5) and `STACDB_CRASH_SEED` replays a seed.
+//! `STACDB_CRASH_RUNS` raises the number of killed ingests and deletes (at least 50 of each in
+//! `fifty_killed_ingests_and_deletes_in_small_runs`), `STACDB_CRASH_EXPORTS` that of killed
+//! exports (default 50) and `STACDB_CRASH_SEED` replays a seed.
 
 mod common;
 
@@ -171,13 +172,16 @@ fn killed_writers_leave_whole_runs() {
     kill_loop(&data, &SIZES, ingest_runs, (ingest_runs / 4).max(5));
 }
 
-/// The figure: at least 50 killed ingests (and 15 killed deletes), in runs of 20 items
-/// so that it stays quick; `STACDB_CRASH_RUNS` raises it.
+/// The figure: at least 50 killed ingests and 50 killed deletes, in runs of 20 items
+/// so that it stays quick; `STACDB_CRASH_RUNS` raises both.
 #[test]
-fn fifty_killed_ingests_in_small_runs() {
-    let Some(data) = common::data_dir("crash::fifty_killed_ingests_in_small_runs") else { return };
-    let ingest_runs = env_number("STACDB_CRASH_RUNS").unwrap_or(50).max(50) as usize;
-    kill_loop(&data, &[20; 30], ingest_runs, (ingest_runs * 3 / 10).max(15));
+fn fifty_killed_ingests_and_deletes_in_small_runs() {
+    let Some(data) = common::data_dir("crash::fifty_killed_ingests_and_deletes_in_small_runs")
+    else {
+        return;
+    };
+    let runs = env_number("STACDB_CRASH_RUNS").unwrap_or(50).max(50) as usize;
+    kill_loop(&data, &[20; 30], runs, runs);
 }
 
 /// Kills `ingest_runs` ingests and `delete_runs` deletes of chunks of the given sizes, checking
@@ -378,8 +382,8 @@ fn tree(dir: &Path) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
 /// output directory either as it was or complete, never partly written; an `--incremental`
 /// one (which replaces files one at a time, by design) leaves only whole files. Each time a
 /// re-run completes the export, equal byte for byte to a fresh export of the same state.
-/// `STACDB_CRASH_EXPORTS` sets the number of kills (default 12, to keep CI short: each step
-/// makes three exports, and an export syncs its files).
+/// `STACDB_CRASH_EXPORTS` sets the number of kills (default 50, the figure; each step
+/// makes three exports of 300 items).
 #[test]
 fn killed_exports_leave_the_old_or_the_new_export() {
     let Some(data) = common::data_dir("crash::killed_exports_leave_the_old_or_the_new_export")
@@ -390,7 +394,7 @@ fn killed_exports_leave_the_old_or_the_new_export() {
     let seed = seed();
     eprintln!("crash: export seed {seed} (replay with STACDB_CRASH_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed ^ 0xE4);
-    let kills = env_number("STACDB_CRASH_EXPORTS").unwrap_or(12) as usize;
+    let kills = env_number("STACDB_CRASH_EXPORTS").unwrap_or(50) as usize;
     let naip = common::data_file(&data, "bench/stac-fastapi-geoparquet/naip.ndjson.gz");
     let collections = common::data_file(&data, "bench/stac-fastapi-geoparquet/collections.json");
     let dir = tempfile::tempdir().unwrap();
@@ -404,7 +408,7 @@ fn killed_exports_leave_the_old_or_the_new_export() {
     let mut window = t.elapsed();
     let mut previous = tree(&out).unwrap();
 
-    let (mut interrupted, mut finished, mut leftovers) = (0, 0, 0);
+    let (mut interrupted, mut finished) = (0, 0);
     for step in 0..kills {
         // A new state: a new title, and a few items changed.
         common::stacdb_ok(["init", p(&cat), "--title", &format!("version {step}")]);
@@ -465,13 +469,16 @@ fn killed_exports_leave_the_old_or_the_new_export() {
         assert!(now == reference, "{context}: the re-run is not equal to a fresh export");
         previous = now;
         // Side directories of killed runs (named by their process id) stay behind.
-        leftovers = std::fs::read_dir(dir.path())
+        // The re-run removed the side directories of killed runs (named by process id).
+        let leftovers: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".out."))
-            .count();
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".out."))
+            .collect();
+        assert!(leftovers.is_empty(), "{context}: left beside the output: {leftovers:?}");
     }
     eprintln!(
-        "crash: {kills} exports killed ({interrupted} interrupted, {finished} finished first): the output was always the old or the new export, and every re-run completed it; {leftovers} side directories of killed runs left beside it; {:.1} s",
+        "crash: {kills} exports killed ({interrupted} interrupted, {finished} finished first): the output was always the old or the new export, and every re-run completed it and removed what the killed runs left; {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert!(interrupted > 0, "seed {seed}: no kill landed during an export");

@@ -688,6 +688,49 @@ fn a_failed_export_leaves_nothing_and_changes_nothing() {
     assert_eq!(tree(&foreign).len(), 1);
 }
 
+/// What a killed export leaves is cleaned up by the next one: side directories of processes
+/// that are gone are removed, and an `--overwrite` killed between its two renames (no output
+/// directory, the old export set aside) gets its finished export put in place.
+#[test]
+fn the_next_export_cleans_up_after_killed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(catalog) = real_catalog("the_next_export_cleans_up_after_killed_ones", dir.path())
+    else {
+        return;
+    };
+    let parent = dir.path().join("site");
+    std::fs::create_dir(&parent).unwrap();
+    let out = parent.join("out");
+    let opts = options(CatalogType::SelfContained, Layout::Default, 10_000);
+    export(&catalog, &out, &opts).unwrap();
+    let reference = tree(&out);
+    // A process id above the kernel's maximum (4,194,304) is never running.
+    let (gone, other_gone) = (4_194_400, 4_194_401);
+    let side = |what: &str, pid: u32| parent.join(format!(".out.stacdb-{what}-{pid}"));
+    // A killed fresh export: a partial side directory.
+    std::fs::create_dir_all(side("export", other_gone).join("joplin")).unwrap();
+    // A killed --overwrite, between `out -> old` and `side -> out`.
+    std::fs::rename(&out, side("old", gone)).unwrap();
+    export(&catalog, &side("export", gone), &opts).unwrap();
+    // Not ours to touch: a name that only looks alike, and another output's side directory.
+    std::fs::create_dir(parent.join(".out.stacdb-export-notapid")).unwrap();
+    std::fs::create_dir(parent.join(".other.stacdb-export-4194400")).unwrap();
+    let report = export(&catalog, &out, &ExportOptions { overwrite: true, ..opts.clone() });
+    let report = report.unwrap();
+    assert!(
+        report.notes.iter().any(|n| n.contains("had finished: put in place")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(tree(&out), reference);
+    let mut names: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".other.stacdb-export-4194400", ".out.stacdb-export-notapid", "out"]);
+}
+
 #[test]
 fn ndjson_loads_back_equal() {
     let dir = tempfile::tempdir().unwrap();

@@ -136,7 +136,7 @@ pub(crate) fn can_update(
             manifest.change_seq, ctx.change_seq
         )));
     }
-    let logged: i64 = ctx.catalog.connection().query_row(
+    let logged: i64 = ctx.db().connection().query_row(
         "SELECT count(*) FROM changes WHERE seq > ?1",
         [manifest.change_seq],
         |r| r.get(0),
@@ -177,7 +177,8 @@ impl State {
         let mut marked = manifest.clone();
         marked.complete = false;
         marked.write(dir)?;
-        let conn = ctx.catalog.connection();
+        let db = ctx.db();
+        let conn = db.connection();
         let count: i64 = conn.query_row(
             "SELECT count(*) FROM changes WHERE seq > ?1 AND kind = 'item'",
             [manifest.change_seq],

@@ -18,7 +18,9 @@
 //!   what an incremental run rewrites and deletes;
 //! * [`ndjson`]: the `--format ndjson` way out, for pypgstac and stac-fastapi loaders.
 //!
-//! The whole export reads one snapshot of the catalog (one read transaction). A fresh export
+//! The whole export reads one snapshot of the catalog (one read transaction, on a read-only
+//! connection of its own, so that the reading can move to a thread of the export's pool). A
+//! fresh export
 //! is written into a hidden directory beside the output (`.NAME.stacdb-export-PID`) and renamed
 //! into place when complete, so a reader never sees part of it; a failed export removes it and
 //! leaves any existing output as it was. An incremental export replaces files one at a time,
@@ -32,6 +34,7 @@ pub mod paths;
 pub mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -213,7 +216,9 @@ pub struct RecordedOptions {
 
 /// Everything a run needs that does not change during it.
 pub(crate) struct Context<'a> {
-    pub catalog: &'a Catalog,
+    /// The export's own read-only connection, holding the snapshot. Behind a mutex so that the
+    /// context can be shared with the pool: one thread at a time reads.
+    pub catalog: Mutex<Catalog>,
     pub meta: CatalogMeta,
     pub options: &'a ExportOptions,
     pub recorded: RecordedOptions,
@@ -221,6 +226,14 @@ pub(crate) struct Context<'a> {
     pub pool: rayon::ThreadPool,
     pub observer: &'a dyn ExportObserver,
     pub change_seq: i64,
+}
+
+impl Context<'_> {
+    /// The export's connection (see [`Context::catalog`]).
+    pub fn db(&self) -> MutexGuard<'_, Catalog> {
+        // A panic while reading poisons the lock; the export fails then anyway.
+        self.catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Exports `catalog` into `out_dir`. See the module documentation and the README.
@@ -240,12 +253,14 @@ pub fn export(
         .thread_name(|i| format!("stacdb-export-{i}"))
         .build()
         .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
-    // One snapshot for the whole export: a deferred transaction whose first read starts it.
-    let conn = catalog.connection();
-    let snapshot = conn.unchecked_transaction()?;
+    // One snapshot for the whole export, on a connection of its own: a deferred transaction
+    // whose first read starts it. It ends when the connection is dropped.
+    let own = Catalog::open_with(catalog.path(), crate::Access::ReadOnly, catalog.lock_timeout)?;
+    own.connection().execute_batch("BEGIN DEFERRED")?;
     let change_seq: i64 =
-        snapshot.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
-    let meta = catalog.metadata()?;
+        own.connection()
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+    let meta = own.metadata()?;
     let recorded = RecordedOptions {
         format: match options.format {
             ExportFormat::Stac => "stac".into(),
@@ -257,7 +272,7 @@ pub fn export(
         max_links: options.max_links,
     };
     let ctx = Context {
-        catalog,
+        catalog: Mutex::new(own),
         meta,
         options,
         recorded,
@@ -266,6 +281,10 @@ pub fn export(
         observer,
         change_seq,
     };
+    let recovered = recover(out_dir)?;
+    for note in &recovered {
+        observer.note(note);
+    }
     let mut report = match existing(out_dir)? {
         Existing::None => fresh(&ctx, out_dir, false)?,
         Existing::Empty => fresh(&ctx, out_dir, true)?,
@@ -297,7 +316,7 @@ pub fn export(
             )));
         }
     };
-    snapshot.finish()?;
+    report.notes.splice(0..0, recovered);
     report.change_seq = change_seq;
     report.elapsed = start.elapsed();
     Ok(report)
@@ -403,6 +422,62 @@ fn side_dir(out_dir: &Path, what: &str) -> Result<PathBuf> {
     side.push(name);
     side.push(format!(".stacdb-{what}-{}", std::process::id()));
     Ok(parent.join(side))
+}
+
+/// Cleans up after exports to `out_dir` that were killed: removes the side directories of
+/// processes that are gone and, when one was killed between the two renames of `--overwrite`
+/// (no `out_dir`, its old export set aside), puts its finished export in place. Returns what
+/// it did, as notes. Only where `/proc` tells which processes run (Linux); elsewhere the side
+/// directories stay.
+fn recover(out_dir: &Path) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    if !Path::new("/proc/self").exists() {
+        return Ok(notes);
+    }
+    let (Some(name), Some(side)) = (out_dir.file_name(), side_dir(out_dir, "export").ok()) else {
+        return Ok(notes);
+    };
+    let parent = side.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let prefix = format!(".{}.stacdb-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(&parent) else { return Ok(notes) };
+    // (what, pid) of every side directory whose process is gone.
+    let mut dead: Vec<(String, u32)> = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        let Some((what, pid)) = rest.split_once('-') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if (what == "export" || what == "old")
+            && pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            dead.push((what.to_string(), pid));
+        }
+    }
+    // The set-aside old exports first: one may need its process's finished export.
+    dead.sort_by_key(|(what, _)| what != "old");
+    let path = |what: &str, pid: u32| parent.join(format!("{prefix}{what}-{pid}"));
+    for (what, pid) in &dead {
+        let dir = path(what, *pid);
+        if what == "old" && !out_dir.exists() && path("export", *pid).is_dir() {
+            // Killed between `out_dir -> old` and `side -> out_dir`: the side directory is a
+            // finished export (it is renamed only then).
+            let finished = path("export", *pid);
+            std::fs::rename(&finished, out_dir).map_err(|e| io(out_dir, e))?;
+            notes.push(format!(
+                "an export killed while replacing {} had finished: put in place",
+                out_dir.display()
+            ));
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            notes.push(format!(
+                "removed {}, left by a killed export (process {pid})",
+                dir.display()
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 /// A full export into a side directory, renamed into place (replacing `out_dir` when

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 pub const COLLECTIONS: &str = "collections.ndjson";
 
 pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<ExportReport> {
-    let conn = ctx.catalog.connection();
+    let db = ctx.db();
+    let conn = db.connection();
     let mut collections: Vec<(String, i64)> = Vec::new();
     {
         let mut stmt = conn.prepare(
@@ -46,7 +47,7 @@ pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<Ex
     // collections.ndjson
     let mut lines = Vec::new();
     for (id, _) in &collections {
-        serde_json::to_writer(&mut lines, &ctx.catalog.collection(id)?)
+        serde_json::to_writer(&mut lines, &db.collection(id)?)
             .map_err(|e| Error::InvalidArgument(format!("collection '{id}': {e}")))?;
         lines.push(b'\n');
     }

@@ -3,19 +3,21 @@
 //! Items are read from SQLite on the calling thread in tree order (group key, then id; see
 //! [`Plan`]), one container (a leaf catalog or part, at most `max_links` items) at a time:
 //! only ids and row numbers are held for a container, to name its files. Items to write are
-//! gathered into chunks of [`CHUNK`]; for each chunk the documents are read by row number, then
+//! gathered into chunks (growing from [`FIRST_CHUNK`] to [`CHUNK`]); for each chunk the documents are read by row number, then
 //! the item files are built and written by the thread pool while the calling thread reads the
 //! next chunk. Memory is bounded by a few chunks and one container, whatever the catalog size.
 //!
 //! A container's document is written after the chunk that holds its items, so a reader of an
 //! updated export never follows a link to an item file that is not there yet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use rayon::ScopeFifo;
 use rayon::prelude::*;
 use rusqlite::Connection;
 
@@ -23,11 +25,15 @@ use super::incremental::{self, Manifest, State, replace_file, temp_path};
 use super::layout::{Kind, Link, Plan, Shape, Template};
 use super::links::{Entry, catalog_base, fnv64, item_document, item_links, node_document};
 use super::paths::{escape, join, resolve_case};
-use super::{Context, ExportReport, INDEX, Layout, io};
+use super::{Context, ExportObserver, ExportReport, INDEX, Layout, io};
+use crate::Catalog;
 use crate::error::{Error, Result};
 
-/// Items read and written together.
+/// Items read and written together, at most.
 pub const CHUNK: usize = 2048;
+/// The first chunk: small, so the writers start while the reader reads on; each next chunk
+/// doubles up to [`CHUNK`].
+const FIRST_CHUNK: usize = 128;
 
 /// One item file to write.
 struct Work {
@@ -52,11 +58,13 @@ struct Pending {
 
 struct Writer<'a> {
     ctx: &'a Context<'a>,
-    conn: &'a Connection,
+    db: &'a Catalog,
     plan: &'a Plan,
     state: Option<State>,
     report: ExportReport,
     chunk: Vec<Work>,
+    /// The size at which `chunk` is sent.
+    chunk_size: usize,
     /// Documents waiting for the chunk that holds their items.
     docs: Vec<(String, Vec<u8>)>,
     /// The next index, written as items are placed.
@@ -65,15 +73,85 @@ struct Writer<'a> {
     written: HashSet<String>,
     /// Document path of each collection, by id.
     collection_docs: HashMap<String, String>,
-    /// To the thread that hands batches to the pool.
-    batches: Option<SyncSender<Batch>>,
-    /// With one thread: writes a batch in place (instead of `batches`).
-    inline: Option<&'a WriteBatch<'a>>,
-    /// Items and files written in place.
-    inline_written: (u64, u64),
+    /// What the reader and the writing jobs share.
+    shared: &'a Shared<'a>,
+    /// Batches sent so far (each batch's number orders the writing of documents).
+    batches: u64,
 }
 
-type WriteBatch<'a> = dyn Fn(Batch) -> Result<(u64, u64)> + 'a;
+/// Batches written at once, at most, while the reader reads the next one.
+const IN_FLIGHT: usize = 2;
+
+/// The state the reader and the pool's writing jobs share.
+struct Shared<'a> {
+    root: &'a Path,
+    /// Items replace existing files through temporary files (an update).
+    atomic: bool,
+    observer: &'a dyn ExportObserver,
+    /// Batches sent and not yet written.
+    in_flight: AtomicUsize,
+    /// A job failed: the others stop and the reader stops reading.
+    failed: AtomicBool,
+    /// The first error.
+    error: Mutex<Option<Error>>,
+    items_written: AtomicU64,
+    files_written: AtomicU64,
+    /// Documents are written in batch order, after the items of every earlier batch.
+    docs: Mutex<DocOrder>,
+}
+
+#[derive(Default)]
+struct DocOrder {
+    /// The batch whose documents are written next.
+    next: u64,
+    /// Documents of batches written out of order, by batch number.
+    waiting: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
+}
+
+impl Shared<'_> {
+    /// Writes batch `number`: its item files, then (in batch order) its documents.
+    fn write(&self, number: u64, batch: Batch) {
+        if let Err(e) = self.try_write(number, batch) {
+            self.fail(e);
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn try_write(&self, number: u64, batch: Batch) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        batch.items.par_iter().try_for_each(|work| {
+            if self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            write_item(self.root, work, self.atomic)?;
+            self.observer.advanced(1);
+            Ok::<(), Error>(())
+        })?;
+        self.items_written.fetch_add(batch.items.len() as u64, Ordering::Relaxed);
+        self.files_written.fetch_add(batch.items.len() as u64, Ordering::Relaxed);
+        let mut order = self.docs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        order.waiting.insert(number, batch.docs);
+        while let Some(docs) = {
+            let next = order.next;
+            order.waiting.remove(&next)
+        } {
+            for (path, bytes) in &docs {
+                let written = write_doc(self.root, path, bytes, self.atomic)?;
+                self.files_written.fetch_add(u64::from(written), Ordering::Relaxed);
+            }
+            order.next += 1;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        self.failed.store(true, Ordering::Release);
+        let mut slot = self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert(e);
+    }
+}
 
 /// Item files and then documents to write.
 struct Batch {
@@ -84,7 +162,14 @@ struct Batch {
 /// Writes the static catalog of `ctx` into `root`: a fresh (empty) directory, or with
 /// `state` an existing export to update.
 pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<ExportReport> {
-    let conn = ctx.catalog.connection();
+    // The whole run is one job of the pool: the thread that reads is one of the pool's, and
+    // helps to write whenever it is ahead, so `--threads N` means N busy threads, not N + 1.
+    ctx.pool.install(|| run_in_pool(ctx, root, state))
+}
+
+fn run_in_pool(ctx: &Context, root: &Path, state: Option<State>) -> Result<ExportReport> {
+    let db = ctx.db();
+    let conn = db.connection();
     let mut notes = Vec::new();
     let template;
     let shape = match &ctx.options.layout {
@@ -120,9 +205,20 @@ pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<Ex
     let index = BufWriter::new(File::create(&index_path).map_err(|e| io(&index_path, e))?);
     let collection_docs =
         plan.collections.iter().map(|c| (c.id.clone(), plan.doc_path(c.node))).collect();
+    let shared = Shared {
+        root,
+        atomic: state.is_some(),
+        observer: ctx.observer,
+        in_flight: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+        items_written: AtomicU64::new(0),
+        files_written: AtomicU64::new(0),
+        docs: Mutex::new(DocOrder::default()),
+    };
     let mut w = Writer {
         ctx,
-        conn,
+        db: &db,
         plan: &plan,
         state,
         report: ExportReport {
@@ -133,13 +229,13 @@ pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<Ex
             ..Default::default()
         },
         chunk: Vec::with_capacity(CHUNK),
+        chunk_size: FIRST_CHUNK,
         docs: Vec::new(),
         index,
         written: HashSet::new(),
         collection_docs,
-        batches: None,
-        inline: None,
-        inline_written: (0, 0),
+        shared: &shared,
+        batches: 0,
     };
     if w.state.is_some() {
         w.report.kind = "incremental";
@@ -152,54 +248,24 @@ pub(crate) fn run(ctx: &Context, root: &Path, state: Option<State>) -> Result<Ex
             w.node_doc(n, &[])?;
         }
     }
-    // With one thread, batches are read and then written by this thread. With more, this
-    // thread reads; a second one hands each batch to the pool of `threads` writers and waits
-    // for it, so that reading the next batch overlaps writing this one. At most two batches
-    // are in flight.
-    let atomic = w.state.is_some();
-    let (pool, observer) = (&ctx.pool, ctx.observer);
-    let write_batch = move |batch: Batch| -> Result<(u64, u64)> {
-        pool.install(|| {
-            batch.items.par_iter().try_for_each(|work| {
-                write_item(root, work, atomic)?;
-                observer.advanced(1);
-                Ok::<(), Error>(())
-            })
-        })?;
-        let mut files = batch.items.len() as u64;
-        for (path, bytes) in &batch.docs {
-            files += u64::from(write_doc(root, path, bytes, atomic)?);
+    // Each batch read becomes a job of the pool (first in, first out); the scope ends when
+    // every job has. An error of a job explains a failed read; report it first.
+    let read = rayon::in_place_scope_fifo(|scope| {
+        let read = w.stream(scope).and_then(|()| w.dispatch(scope));
+        if read.is_err() {
+            // The jobs still waiting need not write what will be removed.
+            shared.failed.store(true, Ordering::Release);
         }
-        Ok((batch.items.len() as u64, files))
-    };
-    let (items_written, files_written) = if pool.current_num_threads() == 1 {
-        w.inline = Some(&write_batch);
-        w.stream()?;
-        w.dispatch()?;
-        w.inline = None;
-        w.inline_written
-    } else {
-        let (read, written) = std::thread::scope(|s| {
-            let (sender, receiver) = sync_channel::<Batch>(1);
-            let writer = s.spawn(move || -> Result<(u64, u64)> {
-                let (mut items, mut files) = (0, 0);
-                for batch in receiver {
-                    let (i, f) = write_batch(batch)?;
-                    items += i;
-                    files += f;
-                }
-                Ok((items, files))
-            });
-            w.batches = Some(sender);
-            let read = w.stream().and_then(|()| w.dispatch());
-            w.batches = None;
-            (read, writer.join().expect("the export writer thread panicked"))
-        });
-        // An error of the writer explains a failed send; report it first.
-        let written = written?;
-        read?;
-        written
-    };
+        read
+    });
+    if let Some(e) = shared.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        return Err(e);
+    }
+    read?;
+    let (items_written, files_written) = (
+        shared.items_written.load(Ordering::Acquire),
+        shared.files_written.load(Ordering::Acquire),
+    );
     w.report.items_written += items_written;
     w.report.files_written += files_written;
     w.index.flush().map_err(|e| io(&index_path, e))?;
@@ -249,12 +315,15 @@ fn has_imported_tree(conn: &Connection) -> Result<bool> {
     )?)
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
     /// Reads every item in tree order and places it.
-    fn stream(&mut self) -> Result<()> {
+    fn stream<'s>(&mut self, scope: &ScopeFifo<'s>) -> Result<()>
+    where
+        'a: 's,
+    {
         let plan = self.plan;
         let k = plan.key_len;
-        let mut stmt = self.conn.prepare(&plan.items_sql)?;
+        let mut stmt = self.db.connection().prepare(&plan.items_sql)?;
         let mut rows = stmt.query([])?;
         let mut key: Vec<String> = Vec::new();
         let mut owner: Option<usize> = None;
@@ -289,7 +358,7 @@ impl Writer<'_> {
             });
             index += 1;
             if index == run_end {
-                self.flush(container, &key, &mut buffer)?;
+                self.flush(scope, container, &key, &mut buffer)?;
             }
         }
         if let Some(o) = owner {
@@ -310,7 +379,16 @@ impl Writer<'_> {
     }
 
     /// Names the items of a complete container, queues the ones to write, and its document.
-    fn flush(&mut self, container: usize, key: &[String], buffer: &mut Vec<Pending>) -> Result<()> {
+    fn flush<'s>(
+        &mut self,
+        scope: &ScopeFifo<'s>,
+        container: usize,
+        key: &[String],
+        buffer: &mut Vec<Pending>,
+    ) -> Result<()>
+    where
+        'a: 's,
+    {
         let plan = self.plan;
         let node = &plan.nodes[container];
         let fixed: Vec<&str> = node
@@ -364,12 +442,14 @@ impl Writer<'_> {
                 self.ctx.observer.advanced(1);
             }
             paths.push(path);
+            // A container may hold up to --max-links items: send them in chunks as they are
+            // named. Its document is queued after the last of them.
+            if self.chunk.len() >= self.chunk_size {
+                self.dispatch(scope)?;
+            }
         }
         buffer.clear();
         self.node_doc(container, &paths)?;
-        if self.chunk.len() >= CHUNK {
-            self.dispatch()?;
-        }
         Ok(())
     }
 
@@ -389,7 +469,7 @@ impl Writer<'_> {
             }
             Kind::Collection(c) => {
                 let id = &plan.collections[*c].id;
-                match self.ctx.catalog.collection(id)? {
+                match self.db.collection(id)? {
                     serde_json::Value::Object(map) => map,
                     _ => {
                         return Err(Error::InvalidArgument(format!(
@@ -436,28 +516,39 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Reads the chunk's documents and sends it, with the queued documents, to be written.
-    fn dispatch(&mut self) -> Result<()> {
+    /// Reads the chunk's documents and hands it, with the queued documents, to the pool. With
+    /// [`IN_FLIGHT`] batches already waiting, this thread writes too until one is done.
+    fn dispatch<'s>(&mut self, scope: &ScopeFifo<'s>) -> Result<()>
+    where
+        'a: 's,
+    {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(Error::InvalidArgument("the export's writing failed".into()));
+        }
+        self.chunk_size = (self.chunk_size * 2).min(CHUNK);
         let mut items = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         {
             let mut order: Vec<usize> = (0..items.len()).collect();
             order.sort_unstable_by_key(|&i| items[i].fid);
-            let mut stmt = self.conn.prepare_cached("SELECT content FROM items WHERE fid = ?1")?;
+            let mut stmt =
+                self.db.connection().prepare_cached("SELECT content FROM items WHERE fid = ?1")?;
             for i in order {
                 items[i].content = stmt.query_row([items[i].fid], |r| r.get(0))?;
             }
         }
         let batch = Batch { items, docs: std::mem::take(&mut self.docs) };
-        if let Some(write) = self.inline {
-            let (items, files) = write(batch)?;
-            self.inline_written.0 += items;
-            self.inline_written.1 += files;
-            return Ok(());
+        let (shared, number) = (self.shared, self.batches);
+        self.batches += 1;
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        scope.spawn_fifo(move |_| shared.write(number, batch));
+        while shared.in_flight.load(Ordering::Acquire) > IN_FLIGHT {
+            // Run a waiting job (or a piece of one) here; when there is none to take, the
+            // other threads are on the last pieces: wait a moment.
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
         }
-        let sender = self.batches.as_ref().expect("dispatch runs while the writer thread does");
-        sender
-            .send(batch)
-            .map_err(|_| Error::InvalidArgument("the export's writer thread stopped".into()))
+        Ok(())
     }
 }
 
