@@ -155,7 +155,7 @@ struct ExportArgs {
     /// into part-NNNN sub-catalogs.
     #[arg(long, value_name = "N", default_value_t = crate::export::DEFAULT_MAX_LINKS)]
     max_links: usize,
-    /// Threads writing item files (default: all cores).
+    /// Threads reading and writing item files (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Update a previous export in place: rewrite only what changed since it was made.

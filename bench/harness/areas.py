@@ -9,7 +9,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from common import (BENCH, STACDB, TARGET, WORK, Series, fmt_ms, fmt_rate, fmt_ratio, http_json,
+from common import (BENCH, STACDB, TARGET, WORK, Series, fmt_ms, fmt_rate, fmt_ratio, http_json, timed_rss,
                     log, paired_ratio, run, timed, venv_bin)
 from httpload import wrk
 from peers import (DataSet, Postgres, pgstac_server, rustac_server, stacdb_server)
@@ -375,56 +375,73 @@ def http(ds: DataSet, pg: Postgres, settings: dict):
 
 
 def export(sets: list, settings: dict):
-    ds = sets[0]  # the 10,000 real NAIP items
-    n = ds.count()
     # Both write to memory when there is a tmpfs: on this machine's virtual disk, creating
     # 10,000 directories and files is bound by the disk at about 1,000 items/s for either
     # tool, which would measure the disk rather than the exporters.
     shm = Path("/dev/shm")
     out = (shm if shm.is_dir() and os.access(shm, os.W_OK) else WORK) / "stacdb-bench-export"
-    lines = ["### Export", ""]
+    small = sets[0]  # the 10,000 real NAIP items: pystac runs on these
     k = settings["pystac_items"]
+    pystac_runs = settings["pystac_runs"]
+    lines = ["### Export", ""]
     lines.append(
-        f"A self-contained static catalog with the default layout, from {ds.label}, written to"
-        f" `{out.parent}`. stacdb:"
-        " `stacdb export` of the whole catalog (all threads, then `--threads 1`). pystac:"
+        f"A self-contained static catalog with the default layout, written to `{out.parent}`."
+        " stacdb: `stacdb export` of the whole catalog with all threads and with `--threads 1`,"
+        " taking turns run by run; peak RSS of the all-threads runs (median). pystac:"
         " `Collection.add_items`, `normalize_hrefs`, `save(SELF_CONTAINED)`"
-        f" (bench/harness/pystac_export.py) over the first {k:,} items, building the catalog in"
-        " memory untimed. items/s from medians; × = stacdb ÷ pystac items/s."
+        f" (bench/harness/pystac_export.py) over the first {k:,} items of {small.label},"
+        f" building the catalog in memory untimed, {pystac_runs} runs, each paired with the"
+        " stacdb run before it. items/s from medians; × pystac = stacdb ÷ pystac items/s;"
+        " speedup = all threads ÷ 1 thread, run by run."
     )
     lines.append("")
-    a, one, b = Series(), Series(), Series()
-    for i in range(settings["runs"] + 1):
+    lines.append("| set | system | items | items/s (min–max) | peak RSS | × pystac | speedup 1 → all threads |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    raw = {}
+
+    def clear():
         shutil.rmtree(out, ignore_errors=True)
-        t_a = timed([str(STACDB), "export", str(ds.catalog), str(out)], stdout=subprocess.DEVNULL)
-        shutil.rmtree(out, ignore_errors=True)
-        t_1 = timed([str(STACDB), "export", str(ds.catalog), str(out), "--threads", "1"],
-                    stdout=subprocess.DEVNULL)
-        shutil.rmtree(out, ignore_errors=True)
-        res = run([venv_bin("python"), str(BENCH / "harness" / "pystac_export.py"),
-                   str(ds.collection_json), str(ds.items_ndjson), str(out), str(k)],
-                  capture_output=True, text=True)
-        t_b = json.loads(res.stdout)["seconds"]
-        shutil.rmtree(out, ignore_errors=True)
-        if i == 0 and not settings["quick"]:
-            pass
-        if i == 0:
-            continue
-        a.add(n / t_a)
-        one.add(n / t_1)
-        b.add(k / t_b)
-        log(f"export run {i}: stacdb {n / t_a:,.0f} items/s (1 thread {n / t_1:,.0f}), pystac {k / t_b:,.0f} items/s")
-    lines.append("| system | items | items/s (min–max) | × pystac |")
-    lines.append("|---|---:|---:|---:|")
-    lines.append(f"| stacdb export, all threads | {n:,} | {fmt_rate(a.median)} ({a.span(fmt_rate)}) | "
-                 f"**{fmt_ratio(paired_ratio(a, b, True))}** |")
-    lines.append(f"| stacdb export, 1 thread | {n:,} | {fmt_rate(one.median)} ({one.span(fmt_rate)}) | "
-                 f"{fmt_ratio(paired_ratio(one, b, True))} |")
-    lines.append(f"| pystac | {k:,} | {fmt_rate(b.median)} ({b.span(fmt_rate)}) | 1× |")
+
+    for ds in sets:
+        n = ds.count()
+        a, one, b, rss = Series(), Series(), Series(), Series()
+        with_pystac = ds is small
+        for i in range(settings["runs"] + 1):
+            clear()
+            t_a, m_a = timed_rss([str(STACDB), "export", str(ds.catalog), str(out)],
+                                 stdout=subprocess.DEVNULL)
+            clear()
+            t_1, _ = timed_rss([str(STACDB), "export", str(ds.catalog), str(out), "--threads", "1"],
+                               stdout=subprocess.DEVNULL)
+            clear()
+            t_b = None
+            if with_pystac and 1 <= i <= pystac_runs:
+                res = run([venv_bin("python"), str(BENCH / "harness" / "pystac_export.py"),
+                           str(ds.collection_json), str(ds.items_ndjson), str(out), str(k)],
+                          capture_output=True, text=True)
+                t_b = json.loads(res.stdout)["seconds"]
+                clear()
+            if i == 0:
+                continue
+            a.add(n / t_a)
+            one.add(n / t_1)
+            rss.add(m_a)
+            if t_b is not None:
+                b.add(k / t_b)
+            log(f"export {ds.name} run {i}: stacdb {n / t_a:,.0f} items/s (1 thread {n / t_1:,.0f})"
+                + (f", pystac {k / t_b:,.0f} items/s" if t_b else ""))
+        speedup = paired_ratio(a, one, True)
+        vs = f"**{fmt_ratio(paired_ratio(a, b, True))}**" if b.values else "–"
+        lines.append(f"| {ds.label} | stacdb export, all threads | {n:,} | {fmt_rate(a.median)} ({a.span(fmt_rate)}) | "
+                     f"{rss.median / 2**20:,.0f} MiB | {vs} | **{speedup:.2f}×** |")
+        vs1 = fmt_ratio(paired_ratio(one, b, True)) if b.values else "–"
+        lines.append(f"| {ds.label} | stacdb export, 1 thread | {n:,} | {fmt_rate(one.median)} ({one.span(fmt_rate)}) | "
+                     f"| {vs1} | |")
+        if b.values:
+            lines.append(f"| {ds.label} | pystac | {k:,} | {fmt_rate(b.median)} ({b.span(fmt_rate)}) | | 1× | |")
+        raw[ds.name] = {"stacdb": a.values, "stacdb_1": one.values, "rss": rss.values, "pystac": b.values}
     lines.append("")
-    lines.append(f"Speedup from 1 thread to all: {paired_ratio(a, one, True):.2f}×.")
-    lines.append("")
-    return "\n".join(lines), {"stacdb": a.values, "stacdb_1": one.values, "pystac": b.values}
+    return "\n".join(lines), raw
 
 
 # --- file size --------------------------------------------------------------------------------

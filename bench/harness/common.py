@@ -242,6 +242,18 @@ def run(argv, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, **kw)
 
 
+def timed_rss(argv, stdout=None) -> tuple:
+    """Wall seconds and peak resident memory (bytes) of a whole command, which must succeed."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=stdout)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, argv)
+    return seconds, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
 def timed(argv, **kw) -> float:
     """Wall seconds of a whole command."""
     t0 = time.perf_counter()
