@@ -519,14 +519,28 @@ where
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if is_bad_search(&e) => {
-            eprintln!("stacdb: error: {e:#}");
+            eprintln!("stacdb: error: {}", message(&e));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("stacdb: error: {e:#}");
+            eprintln!("stacdb: error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: stacdb's errors already name their
+/// cause (`PATH: what the system said`), so a cause whose text is there is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging() {
@@ -758,7 +772,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out, "{n}")?;
         }
         Command::Get(args) => {
-            let catalog = Catalog::open(&args.catalog)?;
+            let catalog = open_to_read(&args.catalog)?;
             let value = match (&args.item, args.as_ingested) {
                 (Some(item), _) => catalog.item(&args.collection, item)?,
                 (None, false) => catalog.collection(&args.collection)?,
@@ -782,7 +796,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Info(args) => {
-            let info = Catalog::open(&args.catalog)?.info()?;
+            let info = open_to_read(&args.catalog)?.info()?;
             if args.json {
                 serde_json::to_writer_pretty(&mut out, &info)?;
                 writeln!(out)?;
@@ -791,7 +805,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check(args) => {
-            let report = Catalog::open(&args.catalog)?.check()?;
+            let report = open_to_read(&args.catalog)?.check()?;
             if args.json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
@@ -817,6 +831,13 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn open(path: &std::path::Path, access: Access, lock: &LockArgs) -> crate::Result<Catalog> {
     Catalog::open_with(path, access, Duration::from_secs(lock.lock_timeout))
+}
+
+/// Opens a catalog for a command that only reads (info, get, check): read-write when it can,
+/// so that an older schema is upgraded, and else read-only (a read-only mount, a file without
+/// write permission). The read-write error is the one reported when neither works.
+fn open_to_read(path: &std::path::Path) -> crate::Result<Catalog> {
+    Catalog::open(path).or_else(|e| Catalog::open_read_only(path).map_err(|_| e))
 }
 
 fn ingest(args: IngestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {

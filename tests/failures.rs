@@ -213,8 +213,12 @@ fn a_read_only_file_system_refuses_writes_clearly_and_can_be_read() {
         assert!(text.contains("read-only"), "{args:?}: not a clear error: {text}");
         said.push(text.trim().to_string());
     }
-    // Reading works: search, count, export and serve open the file read-only.
+    // Reading works: search, count, export and serve open the file read-only, and info, get
+    // and check fall back to it.
     assert_eq!(common::stacdb_ok(["count", p(&cat)]).trim(), "100");
+    assert!(common::stacdb_ok(["info", p(&cat)]).contains("items:    100 in "));
+    assert!(common::stacdb_ok(["get", p(&cat), "naip"]).contains("\"naip\""));
+    common::stacdb_ok(["check", p(&cat)]);
     let found = common::stacdb_ok(["search", p(&cat), "--ids", "x"]);
     assert!(found.is_empty());
     let out_dir = tempfile::tempdir().unwrap();
@@ -231,7 +235,7 @@ fn a_read_only_file_system_refuses_writes_clearly_and_can_be_read() {
     assert_check(&cat, "after the read-only mount");
     assert_eq!(content(&cat), before);
     eprintln!(
-        "failures: read-only file system (tmpfs remounted ro): writes exit 1 with {:?}; count, search, export and serve read it; bytes unchanged",
+        "failures: read-only file system (tmpfs remounted ro): writes exit 1 with {:?}; count, search, info, get, check, export and serve read it; bytes unchanged",
         said[0]
     );
 }

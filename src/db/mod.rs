@@ -61,7 +61,7 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
         Err(_) if access != Access::ReadOnly && read_only_media(path) => {
             return Err(Error::InvalidArgument(format!(
                 "{}: the file system is read-only, so this command cannot write to the catalog \
-                 (search, count, export and serve can read it)",
+                 (search, count, info, get, check, export and serve can read it)",
                 path.display()
             )));
         }
@@ -76,8 +76,8 @@ pub fn open(path: &Path, access: Access, lock_timeout: Duration) -> Result<Conne
             "the file is not writable (check its permissions)"
         };
         return Err(Error::InvalidArgument(format!(
-            "{}: {why}, so this command cannot write to the catalog (search, count, export and \
-             serve can read it)",
+            "{}: {why}, so this command cannot write to the catalog (search, count, info, get, \
+             check, export and serve can read it)",
             path.display()
         )));
     }

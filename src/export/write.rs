@@ -1,14 +1,17 @@
 //! Writing a static catalog: the tree's documents, then every item, streamed.
 //!
-//! Items are read from SQLite on the calling thread in tree order (group key, then id; see
-//! [`Plan`]), one container (a leaf catalog or part, at most `max_links` items) at a time:
-//! only ids and row numbers are held for a container, to name its files. Items to write are
-//! gathered into chunks (growing from [`FIRST_CHUNK`] to [`CHUNK`]); for each chunk the documents are read by row number, then
-//! the item files are built and written by the thread pool while the calling thread reads the
-//! next chunk. Memory is bounded by a few chunks and one container, whatever the catalog size.
+//! The whole run is one job of the export's thread pool. Its thread reads the items from
+//! SQLite in tree order (group key, then id; see [`Plan`]), one container (a leaf catalog or
+//! part, at most `max_links` items) at a time: only ids and row numbers are held for a
+//! container, to name its files. Items to write are gathered into chunks (growing from
+//! [`FIRST_CHUNK`] to [`CHUNK`]); for each chunk the documents are read by row number and the
+//! chunk becomes a job of the pool, whose threads build and write the item files while the
+//! reading thread reads on. When [`IN_FLIGHT`] chunks wait, the reading thread writes too.
+//! Memory is bounded by a few chunks and one container, whatever the catalog size.
 //!
-//! A container's document is written after the chunk that holds its items, so a reader of an
-//! updated export never follows a link to an item file that is not there yet.
+//! A container's document is written after the chunk that holds its items (and every earlier
+//! chunk), so a reader of an updated export never follows a link to an item file that is not
+//! there yet.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -111,10 +114,18 @@ struct DocOrder {
 impl Shared<'_> {
     /// Writes batch `number`: its item files, then (in batch order) its documents.
     fn write(&self, number: u64, batch: Batch) {
+        // Counted out even if the job panics (rayon then re-raises the panic at the scope's
+        // end), so that the reader never waits for it forever.
+        struct Done<'b>(&'b AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _done = Done(&self.in_flight);
         if let Err(e) = self.try_write(number, batch) {
             self.fail(e);
         }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn try_write(&self, number: u64, batch: Batch) -> Result<()> {
