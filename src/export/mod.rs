@@ -20,10 +20,10 @@
 //!
 //! The whole export reads one snapshot of the catalog (one read transaction, on a read-only
 //! connection of its own, so that the reading can move to a thread of the export's pool). A
-//! fresh export
-//! is written into a hidden directory beside the output (`.NAME.stacdb-export-PID`) and renamed
-//! into place when complete, so a reader never sees part of it; a failed export removes it and
-//! leaves any existing output as it was. An incremental export replaces files one at a time,
+//! fresh export is written into a hidden directory beside the output
+//! (`.NAME.stacdb-export-PID`) and renamed into place when complete, so a reader never sees
+//! part of it; a failed export removes it and leaves any existing output as it was; the next
+//! export removes what a killed one left. An incremental export replaces files one at a time,
 //! each by writing a temporary file and renaming it over the old one.
 
 pub mod incremental;
