@@ -729,6 +729,14 @@ fn the_next_export_cleans_up_after_killed_ones() {
         .collect();
     names.sort();
     assert_eq!(names, [".other.stacdb-export-4194400", ".out.stacdb-export-notapid", "out"]);
+    // Set aside with no finished export beside it: the old export is the only copy, and is
+    // restored, not removed.
+    std::fs::rename(&out, side("old", gone)).unwrap();
+    let report = export(&catalog, &out, &ExportOptions { overwrite: true, ..opts.clone() });
+    let report = report.unwrap();
+    assert!(report.notes.iter().any(|n| n.starts_with("restored ")), "{:?}", report.notes);
+    assert_eq!(tree(&out), reference);
+    assert!(!side("old", gone).exists());
 }
 
 #[test]

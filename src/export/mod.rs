@@ -459,15 +459,25 @@ fn recover(out_dir: &Path) -> Result<Vec<String>> {
     let path = |what: &str, pid: u32| parent.join(format!("{prefix}{what}-{pid}"));
     for (what, pid) in &dead {
         let dir = path(what, *pid);
-        if what == "old" && !out_dir.exists() && path("export", *pid).is_dir() {
-            // Killed between `out_dir -> old` and `side -> out_dir`: the side directory is a
-            // finished export (it is renamed only then).
+        if what == "old" && !out_dir.exists() {
             let finished = path("export", *pid);
-            std::fs::rename(&finished, out_dir).map_err(|e| io(out_dir, e))?;
-            notes.push(format!(
-                "an export killed while replacing {} had finished: put in place",
-                out_dir.display()
-            ));
+            if finished.is_dir() {
+                // Killed between `out_dir -> old` and `side -> out_dir`: the side directory
+                // is a finished export (it is renamed only then).
+                std::fs::rename(&finished, out_dir).map_err(|e| io(out_dir, e))?;
+                notes.push(format!(
+                    "an export killed while replacing {} had finished: put in place",
+                    out_dir.display()
+                ));
+            } else {
+                // The new export is gone too: the set-aside one is the only copy; restore it.
+                std::fs::rename(&dir, out_dir).map_err(|e| io(out_dir, e))?;
+                notes.push(format!(
+                    "restored {} from {}, set aside by a killed export",
+                    out_dir.display(),
+                    dir.display()
+                ));
+            }
         }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
