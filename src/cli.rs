@@ -890,7 +890,7 @@ fn export(args: ExportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         return Err(UsageError(e.to_string()).into());
     }
     let catalog = Catalog::open_read_only(&args.catalog)?;
-    let progress = ExportProgress::new();
+    let progress = Progress::new();
     let result = crate::export::export(&catalog, &args.out_dir, &options, &progress);
     progress.bar.finish_and_clear();
     let report = result?;
@@ -916,20 +916,8 @@ fn export(args: ExportArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The export's progress bar on standard error when it is a terminal; silence otherwise.
-struct ExportProgress {
-    bar: ProgressBar,
-}
-
-impl ExportProgress {
-    fn new() -> ExportProgress {
-        let bar =
-            if io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
-        ExportProgress { bar }
-    }
-}
-
-impl crate::export::ExportObserver for ExportProgress {
+/// The export's progress: items written out of all.
+impl crate::export::ExportObserver for Progress {
     fn started(&self, items: u64) {
         self.bar.set_length(items);
         let style = ProgressStyle::with_template(

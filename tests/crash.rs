@@ -359,23 +359,7 @@ fn killed_while_creating_the_catalog() {
 
 /// Every file under `dir` (relative path -> bytes), or `None` when `dir` does not exist.
 fn tree(dir: &Path) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
-    if !dir.exists() {
-        return None;
-    }
-    let mut files = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                files.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    Some(files)
+    dir.exists().then(|| common::file_tree(dir))
 }
 
 /// `stacdb export` killed at random moments: a full export (new, or `--overwrite`) leaves the

@@ -7,6 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use common::file_tree as tree;
 use serde_json::{Value, json};
 use stacdb::export::{CatalogType, ExportFormat, ExportOptions, ExportReport, Layout, Quiet};
 use stacdb::{Catalog, IngestOptions, Input, Mode, Silent};
@@ -235,24 +236,6 @@ fn assert_items_match(catalog: &Path, walk: &Walk) {
         }
         assert!(seen.insert(key), "an item written twice");
     }
-}
-
-/// Every file under `dir`, by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                files.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn assert_same_tree(a: &Path, b: &Path) {
