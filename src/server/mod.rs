@@ -29,8 +29,6 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::search::{Request, SearchError, SearchOptions, request};
 use crate::{Catalog, Error};
@@ -337,13 +335,24 @@ pub fn router(path: &Path, options: ServeOptions) -> crate::Result<Router> {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CompressionLayer::new())
         .layer(cors)
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(state))
+}
+
+/// One log line per request: method, path and query, status, and the time until the
+/// response's head was ready, in milliseconds (`INFO stacdb::server: GET /search?... 200
+/// 0.31 ms`). A plain event rather than a span per request: a span costs more than the line.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let start = std::time::Instant::now();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    tracing::info!(
+        "{method} {uri} {} {:.2} ms",
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    response
 }
 
 /// Serves the catalog until SIGINT or SIGTERM.
@@ -402,6 +411,7 @@ pub async fn serve(path: &Path, address: &str, options: ServeOptions) -> anyhow:
     let _ =
         tokio::time::timeout(client_timeout.max(Duration::from_secs(1)), slots.acquire_many(all))
             .await;
+    crate::logging::flush();
     eprintln!("stacdb: stopped");
     Ok(())
 }
@@ -605,13 +615,17 @@ fn collection_body(catalog: &Catalog, id: &str, base: &str) -> crate::Result<Val
     Ok(document)
 }
 
+/// The link relations the API writes itself; stored links with them are dropped.
+const API_RELS: [&str; 6] = ["self", "root", "parent", "collection", "items", "next"];
+
 /// A document's links without those the API writes itself.
 fn keep_links(links: Option<Value>) -> Vec<Value> {
-    const OWN: [&str; 6] = ["self", "root", "parent", "collection", "items", "next"];
     match links {
         Some(Value::Array(links)) => links
             .into_iter()
-            .filter(|l| !l.get("rel").and_then(Value::as_str).is_some_and(|r| OWN.contains(&r)))
+            .filter(|l| {
+                !l.get("rel").and_then(Value::as_str).is_some_and(|r| API_RELS.contains(&r))
+            })
             .collect(),
         _ => Vec::new(),
     }

@@ -25,12 +25,23 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts `stacdb serve CATALOG --port 0 EXTRA...` and waits until it listens.
+    /// Starts `stacdb serve CATALOG --port 0 EXTRA...` and waits until it listens. It logs
+    /// warnings only.
     pub fn start(catalog: &Path, extra: &[&str]) -> Server {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stacdb"))
+        Server::start_logging(catalog, extra, Some("warn"))
+    }
+
+    /// [`Server::start`] with `STACDB_LOG` set to `filter`, or unset (the default logging: a
+    /// line per request).
+    pub fn start_logging(catalog: &Path, extra: &[&str], filter: Option<&str>) -> Server {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stacdb"));
+        match filter {
+            Some(filter) => command.env("STACDB_LOG", filter),
+            None => command.env_remove("STACDB_LOG"),
+        };
+        let mut child = command
             .args(["serve", catalog.to_str().unwrap(), "--port", "0"])
             .args(extra)
-            .env("STACDB_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
