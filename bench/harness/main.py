@@ -28,6 +28,9 @@ def main() -> int:
                         help="the 10k set only, fewer and shorter runs (under 10 minutes)")
     parser.add_argument("--only", action="append", choices=AREAS,
                         help="run only this area (repeatable); the other tables keep their last figures")
+    parser.add_argument("--million", action="store_true",
+                        help="also the derived 1,000,000-item set, in ingest, search, export and"
+                             " size (3 runs of each figure, no warm-up: about 45 minutes more)")
     parser.add_argument("--runs", type=int, help="timed runs per figure (default 5, quick 3)")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     args = parser.parse_args()
@@ -43,9 +46,15 @@ def main() -> int:
         "pystac_items": 2000 if quick else 10000,
         # pystac needs minutes for 10,000 items: fewer runs of it
         "pystac_runs": 2 if quick else 3,
+        # the 1M set: a load takes minutes, so 3 runs and no warm-up
+        "big_runs": 3,
+        "big_search_runs": 10,
     }
+    if args.million and quick:
+        parser.error("--million and --quick do not go together")
     only = args.only or AREAS
-    command = "bench/run" + (" --quick" if quick else "") + "".join(f" --only {a}" for a in args.only or [])
+    command = ("bench/run" + (" --quick" if quick else "") + (" --million" if args.million else "")
+               + "".join(f" --only {a}" for a in args.only or []))
     meta = machine()
     meta["command"] = command
     log(f"{command}: {meta['cpu']}, load {meta['load_before']}")
@@ -57,7 +66,7 @@ def main() -> int:
     raw = {"meta": meta, "settings": settings, "areas": {}}
     try:
         pg.start()
-        sets = data_sets(quick)
+        sets = data_sets(quick, args.million)
         for ds in sets.values():
             prepare(ds)
             ensure_catalog(ds)
@@ -72,6 +81,10 @@ def main() -> int:
                 md, data = areas.ingest(list(sets.values()), pg, settings)
             elif area == "search":
                 md, data = areas.search(serving, pg, settings)
+                big = sets.get("derived-1m")
+                if big is not None:
+                    md_big, data_big = areas.search(big, pg, settings)
+                    md, data = md + "\n" + md_big, {serving.name: data, big.name: data_big}
             elif area == "http":
                 md, data = areas.http(serving, pg, settings)
             elif area == "export":
@@ -79,8 +92,10 @@ def main() -> int:
             elif area == "size":
                 md, data = areas.size(list(sets.values()), pg)
             # Each table says which run made it, since --only keeps the others' tables.
-            sections[area] = (f"_From `{command}` on {meta['date']}, commit {meta['commit']}, "
-                              f"load before {meta['load_before']}._\n\n" + md)
+            sections[area] = (f"_From `{command}` on {meta['date']}, commit {meta['commit']}"
+                              f"{' (with local changes)' if meta['dirty'] else ''}, on {meta['cpu']}"
+                              f" ({meta['nproc']} cores, {meta['memory']}), load before"
+                              f" {meta['load_before']}._\n\n" + md)
             raw["areas"][area] = data
             log(f"== {area} done in {time.monotonic() - t0:.0f} s")
     except KeyboardInterrupt:

@@ -34,6 +34,8 @@ class DataSet:
     collections_json: Path  # the collections, as the bench data ships them
     collection: str  # the collection every item is in
     derived: bool
+    # A set too big for every run of every figure: fewer runs, no warm-up (see main.py).
+    big: bool = False
 
     @property
     def items_ndjson(self) -> Path:
@@ -68,7 +70,7 @@ class DataSet:
         return self.items_ndjson.stat().st_size
 
 
-def data_sets(quick: bool) -> dict:
+def data_sets(quick: bool, million: bool = False) -> dict:
     geoparquet = DATA_ROOT / "stac-fastapi-geoparquet"
     naip = DataSet(
         "naip-10k",
@@ -88,11 +90,57 @@ def data_sets(quick: bool) -> dict:
             "naip",
             True,
         )
+    if million:
+        sets["derived-1m"] = DataSet(
+            "derived-1m",
+            "derived: 1,000,000 items from every item file of the bench data (naip, openaerialmap,"
+            " modis, sentinel-2, landsat, sentinel-1 mosaics; ids `<id>-d<k>`, dates k years back)",
+            WORK / "derived-1m.ndjson.gz",
+            WORK / "derived-1m.all-collections.json",
+            "naip",
+            True,
+            big=True,
+        )
     return sets
+
+
+def _derive_million(ds: DataSet) -> None:
+    """Writes the 1M set with bench/derive_million.py (once; a few minutes), and a collections
+    file that pgstac can load it with: the collection documents the bench data has, and a
+    plain document for each collection it names but has none for (pypgstac refuses items of an
+    unknown collection; stacdb is given the same file, so both stores hold the same)."""
+    summary = Path(str(ds.items_gz) + ".json")
+    documents = WORK / "derived-1m.collections.ndjson"
+    script = WORK.parent / "derive_million.py"
+    stale = any(not p.exists() or p.stat().st_mtime < script.stat().st_mtime
+                for p in (ds.items_gz, summary, documents))
+    if stale:
+        log("writing the derived 1,000,000-item set (bench/derive_million.py; a few minutes)")
+        tmp = Path(str(summary) + ".tmp")
+        with open(tmp, "w") as out:
+            run(["python3", str(script), str(ds.items_gz), "--data", str(DATA_ROOT),
+                 "--collections", str(documents)], stdout=out)
+        tmp.rename(summary)
+    collections = [json.loads(line) for line in documents.read_text().splitlines() if line.strip()]
+    for cid in json.loads(summary.read_text()).get("create_collections", []):
+        collections.append({
+            "type": "Collection", "stac_version": "1.1.0", "id": cid,
+            "description": f"{cid}: items of the bench data with no collection document "
+                           "(written by bench/run)",
+            "license": "other",
+            "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                       "temporal": {"interval": [[None, None]]}},
+            "links": [],
+        })
+    text = json.dumps(collections)
+    if not ds.collections_json.exists() or ds.collections_json.read_text() != text:
+        ds.collections_json.write_text(text)
 
 
 def prepare(ds: DataSet) -> None:
     """Writes the derived set (once) and the plain files the peers read."""
+    if ds.name == "derived-1m":
+        _derive_million(ds)
     if not ds.collections_json.exists():
         raise SystemExit(f"missing {ds.collections_json} (set STACDB_BENCH_ROOT)")
     if ds.derived and not ds.items_gz.exists():
