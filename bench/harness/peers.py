@@ -44,7 +44,10 @@ class DataSet:
 
     @property
     def collections_ndjson(self) -> Path:
-        return WORK / f"{self.name}.collections.ndjson"
+        """The collections, one per line (pypgstac reads them so). Not `<set>.collections.ndjson`:
+        that name is derive_million.py's output for the 1M set, the documents without the
+        harness's additions."""
+        return WORK / f"{self.name}.all-collections.ndjson"
 
     @property
     def collection_json(self) -> Path:
@@ -122,7 +125,10 @@ def _derive_million(ds: DataSet) -> None:
                  "--collections", str(documents)], stdout=out)
         tmp.rename(summary)
     collections = [json.loads(line) for line in documents.read_text().splitlines() if line.strip()]
+    have = {c["id"] for c in collections}
     for cid in json.loads(summary.read_text()).get("create_collections", []):
+        if cid in have:
+            continue
         collections.append({
             "type": "Collection", "stac_version": "1.1.0", "id": cid,
             "description": f"{cid}: items of the bench data with no collection document "
