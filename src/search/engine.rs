@@ -229,7 +229,19 @@ impl Plan {
                         params.extend(end.map(SqlValue::Integer));
                         params.push(SqlValue::Integer(start));
                     }
-                    push(format!("({})", terms.join(" OR ")), params);
+                    // Read in time order (`scan_filter`), the OR of ranges would let SQLite
+                    // collect every match through items_datetime_id and sort them (on a million
+                    // items, a 30-year datetime with limit 1 took 4.5 s); a plain lower bound on
+                    // the start keeps the walk in order, and the end is tested row by row.
+                    let scan = SqlFilter {
+                        sql: "i.datetime_start >= ? AND +i.datetime_end >= ?".into(),
+                        params: vec![
+                            SqlValue::Integer(start.saturating_sub(longest)),
+                            SqlValue::Integer(start),
+                        ],
+                    };
+                    let filter = SqlFilter { sql: format!("({})", terms.join(" OR ")), params };
+                    parts.borrow_mut().push((filter, Some(scan)));
                 }
             }
         }
@@ -887,6 +899,33 @@ mod tests {
     use crate::{Catalog, IngestOptions, Input, Silent};
     use rusqlite::StatementStatus;
     use serde_json::json;
+
+    /// Read in time order, a datetime search walks `items_datetime_id` and stops after the
+    /// page: it neither gathers every match through the index (a MULTI-INDEX OR of the time
+    /// classes' ranges) nor sorts them. On a million items that plan took 4.5 s for one item.
+    #[test]
+    fn a_datetime_page_read_in_time_order_walks_the_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+        let mut catalog = Catalog::create(dir.path().join("demo.stacdb")).unwrap();
+        catalog.ingest(&[Input::Path(demo)], &IngestOptions::default(), &Silent).unwrap();
+        let conn = catalog.connection();
+        for datetime in ["1990-01-01T00:00:00Z/2029-12-31T23:59:59Z", "1990-01-01T00:00:00Z/.."] {
+            let request = Request::from_json(&json!({"datetime": datetime, "limit": 1})).unwrap();
+            let plan = Plan::new(conn, &request).unwrap();
+            assert!(plan.order_is_by_time());
+            let (sql, params) = plan.page_sql(None, Some(2), true).unwrap();
+            let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(&params), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let text = steps.join(" | ");
+            assert!(!text.contains("MULTI-INDEX OR") && !text.contains("TEMP B-TREE"), "{text}");
+            assert!(text.contains("items_datetime_id"), "{text}");
+        }
+    }
 
     /// A page statement runs again without SQLite parsing and planning it again: a value that
     /// SQLite plans with (as it does a bound `LIMIT` after `ORDER BY`) would expire the cached
