@@ -30,7 +30,7 @@ def main() -> int:
                         help="run only this area (repeatable); the other tables keep their last figures")
     parser.add_argument("--million", action="store_true",
                         help="also the derived 1,000,000-item set, in ingest, search, export and"
-                             " size (3 runs of each figure, no warm-up: about 45 minutes more)")
+                             " size (3 runs of each figure, no warm-up: about 30 minutes more)")
     parser.add_argument("--runs", type=int, help="timed runs per figure (default 5, quick 3)")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     args = parser.parse_args()
