@@ -5,7 +5,7 @@
 mod common;
 mod process_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use process_support::Server;
@@ -18,12 +18,19 @@ fn matched(server: &Server, query: &str) -> u64 {
     page["numberMatched"].as_u64().unwrap()
 }
 
-#[test]
-fn serve_answers_while_another_process_ingests_and_stops_on_sigterm() {
+/// A catalog of fixtures/demo made by `stacdb ingest`, in a directory removed when the first
+/// value is dropped.
+fn demo_catalog() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("live.stacdb");
+    let catalog = dir.path().join("demo.stacdb");
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
     common::stacdb_ok(["ingest", catalog.to_str().unwrap(), demo.to_str().unwrap()]);
+    (dir, catalog)
+}
+
+#[test]
+fn serve_answers_while_another_process_ingests_and_stops_on_sigterm() {
+    let (dir, catalog) = demo_catalog();
 
     let server = Server::start(&catalog, &[]);
     assert_eq!(matched(&server, "limit=1"), 13);
@@ -64,10 +71,7 @@ fn serve_answers_while_another_process_ingests_and_stops_on_sigterm() {
 
 #[test]
 fn each_request_gets_a_log_line_written_soon_and_before_the_server_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("logged.stacdb");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    common::stacdb_ok(["ingest", catalog.to_str().unwrap(), demo.to_str().unwrap()]);
+    let (_dir, catalog) = demo_catalog();
     let server = Server::start_logging(&catalog, &[], None);
     assert_eq!(server.get("/collections").0, 200);
     assert_eq!(server.get("/search?limit=x").0, 400);

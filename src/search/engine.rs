@@ -900,15 +900,21 @@ mod tests {
     use rusqlite::StatementStatus;
     use serde_json::json;
 
+    /// A catalog of fixtures/demo, in a directory removed when the first value is dropped.
+    fn demo() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+        let mut catalog = Catalog::create(dir.path().join("demo.stacdb")).unwrap();
+        catalog.ingest(&[Input::Path(demo)], &IngestOptions::default(), &Silent).unwrap();
+        (dir, catalog)
+    }
+
     /// Read in time order, a datetime search walks `items_datetime_id` and stops after the
     /// page: it neither gathers every match through the index (a MULTI-INDEX OR of the time
     /// classes' ranges) nor sorts them. On a million items that plan took 4.5 s for one item.
     #[test]
     fn a_datetime_page_read_in_time_order_walks_the_index_without_sorting() {
-        let dir = tempfile::tempdir().unwrap();
-        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-        let mut catalog = Catalog::create(dir.path().join("demo.stacdb")).unwrap();
-        catalog.ingest(&[Input::Path(demo)], &IngestOptions::default(), &Silent).unwrap();
+        let (_dir, catalog) = demo();
         let conn = catalog.connection();
         for datetime in ["1990-01-01T00:00:00Z/2029-12-31T23:59:59Z", "1990-01-01T00:00:00Z/.."] {
             let request = Request::from_json(&json!({"datetime": datetime, "limit": 1})).unwrap();
@@ -932,10 +938,7 @@ mod tests {
     /// statement at every run.
     #[test]
     fn page_statements_are_not_prepared_again_at_each_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-        let mut catalog = Catalog::create(dir.path().join("demo.stacdb")).unwrap();
-        catalog.ingest(&[Input::Path(demo)], &IngestOptions::default(), &Silent).unwrap();
+        let (_dir, catalog) = demo();
         let conn = catalog.connection();
         for body in [
             json!({}),
