@@ -99,12 +99,13 @@ impl Drop for Line {
             return;
         }
         let mut held = held();
+        // Written while the lock is held, so that lines from several threads keep their order.
+        let due = due(&mut held, &self.text, self.hold);
+        if !due.is_empty() {
+            let _ = io::stderr().lock().write_all(&due);
+        }
+        drop(held);
         if self.hold {
-            held.extend_from_slice(&self.text);
-            if held.len() >= HOLD_AT_MOST {
-                write_out(&mut held);
-            }
-            drop(held);
             WRITER.call_once(|| {
                 let started = std::thread::Builder::new().name("stacdb-log".into()).spawn(|| {
                     loop {
@@ -118,11 +119,21 @@ impl Drop for Line {
                     flush();
                 }
             });
-        } else {
-            // Held lines came first: they go out before this one.
-            write_out(&mut held);
-            let _ = io::stderr().lock().write_all(&self.text);
         }
+    }
+}
+
+/// Takes a line into `held` (or not) and returns what must be written now, in order: nothing
+/// while a routine line fits; everything held once [`HOLD_AT_MOST`] is reached; everything held
+/// and then the line itself for a line that is not held.
+fn due(held: &mut Vec<u8>, line: &[u8], hold: bool) -> Vec<u8> {
+    if hold {
+        held.extend_from_slice(line);
+        if held.len() >= HOLD_AT_MOST { std::mem::take(held) } else { Vec::new() }
+    } else {
+        let mut out = std::mem::take(held);
+        out.extend_from_slice(line);
+        out
     }
 }
 
@@ -130,29 +141,21 @@ impl Drop for Line {
 mod tests {
     use super::*;
 
-    /// The held lines are the process's: one test at a time uses them.
-    static ALONE: Mutex<()> = Mutex::new(());
-
     #[test]
     fn a_warning_writes_out_the_lines_held_before_it() {
-        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
-        flush();
-        let info = Line { text: b"routine\n".to_vec(), hold: true };
-        drop(info);
-        assert_eq!(held().as_slice(), b"routine\n");
-        let warning = Line { text: b"warning\n".to_vec(), hold: false };
-        drop(warning);
-        assert!(held().is_empty(), "a warning must write out what was held before it");
+        let mut held = Vec::new();
+        assert!(due(&mut held, b"routine\n", true).is_empty());
+        assert_eq!(held, b"routine\n");
+        assert_eq!(due(&mut held, b"warning\n", false), b"routine\nwarning\n");
+        assert!(held.is_empty());
     }
 
     #[test]
     fn held_lines_are_written_once_enough_are_held() {
-        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
-        let mut held = held();
-        write_out(&mut held);
-        held.extend(std::iter::repeat_n(b'x', HOLD_AT_MOST - 1));
-        drop(held);
-        drop(Line { text: b"\n".to_vec(), hold: true });
-        assert!(super::held().is_empty());
+        let mut held = vec![b'x'; HOLD_AT_MOST - 2];
+        assert!(due(&mut held, b"\n", true).is_empty());
+        let out = due(&mut held, b"\n", true);
+        assert_eq!(out.len(), HOLD_AT_MOST);
+        assert!(held.is_empty());
     }
 }
