@@ -30,6 +30,18 @@ fn real_catalog(test: &str, dir: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
+/// [`real_catalog`] exported once (self-contained, default layout) into `DIR/site/out`: the
+/// catalog, `site`, `out` and the options used.
+fn exported_once(test: &str, dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, ExportOptions)> {
+    let catalog = real_catalog(test, dir)?;
+    let parent = dir.join("site");
+    std::fs::create_dir(&parent).unwrap();
+    let out = parent.join("out");
+    let opts = options(CatalogType::SelfContained, Layout::Default, 10_000);
+    export(&catalog, &out, &opts).unwrap();
+    Some((catalog, parent, out, opts))
+}
+
 fn ingest(path: &Path, inputs: &[Input], mode: Mode) {
     let options = IngestOptions { mode, create_collections: true, ..Default::default() };
     Catalog::ingest_path(path, stacdb::DEFAULT_LOCK_TIMEOUT, inputs, &options, &Silent)
@@ -631,16 +643,11 @@ fn incremental_falls_back_or_refuses() {
 #[test]
 fn a_failed_export_leaves_nothing_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(catalog) =
-        real_catalog("a_failed_export_leaves_nothing_and_changes_nothing", dir.path())
+    let Some((catalog, parent, out, opts)) =
+        exported_once("a_failed_export_leaves_nothing_and_changes_nothing", dir.path())
     else {
         return;
     };
-    let parent = dir.path().join("site");
-    std::fs::create_dir(&parent).unwrap();
-    let out = parent.join("out");
-    let opts = options(CatalogType::SelfContained, Layout::Default, 10_000);
-    export(&catalog, &out, &opts).unwrap();
     let before = tree(&out);
     // Damage one stored item (the export fails on it, late: after other files were written).
     {
@@ -677,15 +684,11 @@ fn a_failed_export_leaves_nothing_and_changes_nothing() {
 #[test]
 fn the_next_export_cleans_up_after_killed_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(catalog) = real_catalog("the_next_export_cleans_up_after_killed_ones", dir.path())
+    let Some((catalog, parent, out, opts)) =
+        exported_once("the_next_export_cleans_up_after_killed_ones", dir.path())
     else {
         return;
     };
-    let parent = dir.path().join("site");
-    std::fs::create_dir(&parent).unwrap();
-    let out = parent.join("out");
-    let opts = options(CatalogType::SelfContained, Layout::Default, 10_000);
-    export(&catalog, &out, &opts).unwrap();
     let reference = tree(&out);
     // A process id above the kernel's maximum (4,194,304) is never running.
     let (gone, other_gone) = (4_194_400, 4_194_401);
